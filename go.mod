@@ -1,0 +1,3 @@
+module github.com/mtlsid/mtlsid
+
+go 1.26.0
