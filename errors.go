@@ -22,6 +22,7 @@ const (
 	KindRevoked        Kind = "revoked"         // a revoked certificate
 	KindUsed           Kind = "used"            // a single-use token already used
 	KindUnavailable    Kind = "unavailable"     // a dependency (the database) is down; retry
+	KindRateLimited    Kind = "rate_limited"    // too many attempts; wait and retry
 	KindNotImplemented Kind = "not_implemented" // the operation is not built yet
 	KindInternal       Kind = "internal"        // anything else; details stay in the log
 )

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/authority"
+	"github.com/mtlsid/mtlsid/ca"
+	"github.com/mtlsid/mtlsid/server"
+)
+
+type serveFlags struct {
+	dataFlags
+	listen        string
+	hostnames     stringList
+	keyType       string
+	revListen     string
+	revURL        string
+	logLevel      string
+	logJSON       bool
+	serverCertTTL time.Duration
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := newFlags("serve", stderr)
+	f.register(fs)
+	fs.StringVar(&f.listen, "listen", "localhost:8443", "HTTPS listen address")
+	fs.Var(&f.hostnames, "hostname", "DNS name or IP address the server answers to, in its certificate (repeatable; default localhost, 127.0.0.1, ::1)")
+	fs.StringVar(&f.keyType, "key-type", string(ca.DefaultKeyType), "key type of a new CA: "+keyTypeList())
+	fs.StringVar(&f.revListen, "revocation-listen", "", "also serve CRL, OCSP and the CA certificates over plain HTTP on this address, and name it in certificates (they are always served over plain HTTP on the --listen port too)")
+	fs.StringVar(&f.revURL, "revocation-url", "", "public base URL of the revocation routes, put into certificates (default http://FIRST-HOSTNAME:PORT of --revocation-listen, else of --listen)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&f.logJSON, "log-json", false, "log in JSON instead of text")
+	fs.DurationVar(&f.serverCertTTL, "server-cert-lifetime", 0, "lifetime of the serving certificate (default 2160h, 90 days)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return &usageError{"--log-level: " + err.Error()}
+	}
+	log := newLogger(stderr, level, f.logJSON)
+	return serve(ctx, &f, log, stdout)
+}
+
+func keyTypeList() string {
+	s := ""
+	for i, k := range ca.KeyTypes() {
+		if i > 0 {
+			s += ", "
+		}
+		s += string(k)
+	}
+	return s
+}
+
+func serve(ctx context.Context, f *serveFlags, log *slog.Logger, stdout io.Writer) error {
+	start := time.Now()
+	if len(f.hostnames) == 0 {
+		f.hostnames = stringList{"localhost", "127.0.0.1", "::1"}
+	}
+	store, dbName, err := f.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	cauth, created, err := f.openOrInitCA(log)
+	if err != nil {
+		return err
+	}
+	// Listen before issuing anything, so that certificates carry the
+	// revocation URL with the port actually bound.
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.listen, err)
+	}
+	defer ln.Close()
+	// The HTTPS port also answers plain HTTP for the revocation routes, so
+	// by default certificates point there.
+	var rln net.Listener
+	revBase := "http://" + publicAddr(f.hostnames[0], ln.Addr())
+	if f.revListen != "" {
+		if rln, err = net.Listen("tcp", f.revListen); err != nil {
+			return fmt.Errorf("listen on %s: %w", f.revListen, err)
+		}
+		defer rln.Close()
+		revBase = "http://" + publicAddr(f.hostnames[0], rln.Addr())
+	}
+	if f.revURL != "" {
+		revBase = strings.TrimRight(f.revURL, "/")
+	}
+	cfg := ca.Config{OCSPURL: revBase + "/ca/ocsp", CRLURL: revBase + "/ca/crl", IssuerURL: revBase + "/ca/issuer.crt"}
+	if cauth, err = cauth.WithConfig(cfg); err != nil {
+		return err
+	}
+
+	var srv *server.Server
+	auth, err := authority.New(authority.Config{
+		Store: store, CA: cauth, Logger: log,
+		OnRevoke: func(ctx context.Context) { srv.RevocationHook(ctx) },
+		OnIssue:  func(p mtlsid.Profile) { srv.IssueHook(p) },
+	})
+	if err != nil {
+		return err
+	}
+	defer auth.Close()
+	if created {
+		if err := auth.Audit(ctx, mtlsid.AuditEvent{Type: mtlsid.AuditCACreated, Actor: "local", Subject: cauth.RootFingerprint(), Detail: "key_type=" + f.keyType}); err != nil {
+			return err
+		}
+	}
+	srv, err = server.New(ctx, server.Config{
+		Authority: auth, Store: store, DataDir: f.data, Hostnames: f.hostnames,
+		ServerCertLifetime: f.serverCertTTL, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	base := "https://" + publicAddr(f.hostnames[0], ln.Addr())
+	fmt.Fprintf(stdout, "mtlsid authority listening on %s (database %s, started in %d ms)\n", base, dbName, time.Since(start).Milliseconds())
+	fmt.Fprintf(stdout, "CA root fingerprint (SHA-256): %s\n", cauth.RootFingerprint())
+	if created {
+		if err := printBootstrap(ctx, auth, stdout, base, f.data); err != nil {
+			return err
+		}
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	var rev *server.RevocationServer
+	if rln != nil {
+		rev = srv.RevocationServer()
+		go func() { errc <- rev.Serve(rln) }()
+		fmt.Fprintf(stdout, "revocation (CRL, OCSP) over HTTP on http://%s\n", rln.Addr())
+	}
+	jobs, stopJobs := context.WithCancel(ctx)
+	defer stopJobs()
+	go srv.Run(jobs)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil {
+			return err
+		}
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if rev != nil {
+		_ = rev.Shutdown(sctx)
+	}
+	return srv.Shutdown(sctx)
+}
+
+// openOrInitCA loads the CA, or creates it when the data directory has
+// none. A wrong passphrase is an error and nothing is written.
+func (f *serveFlags) openOrInitCA(log *slog.Logger) (*ca.CA, bool, error) {
+	if ca.Exists(f.caDir()) {
+		c, err := f.loadCA(log)
+		return c, false, err
+	}
+	kt, err := ca.ParseKeyType(f.keyType)
+	if err != nil {
+		return nil, false, &usageError{err.Error()}
+	}
+	pass, err := f.passphrase(true, log)
+	if err != nil {
+		return nil, false, err
+	}
+	c, err := ca.Init(f.caDir(), ca.InitConfig{KeyType: kt, Passphrase: pass})
+	if err != nil {
+		return nil, false, fmt.Errorf("create CA in %s: %w", f.caDir(), err)
+	}
+	log.Info("certificate authority created", "dir", f.caDir(), "key_type", kt, "fingerprint", c.RootFingerprint())
+	return c, true, nil
+}
+
+// publicAddr is the host name clients should use with the port actually
+// bound (which differs from the flag when it asked for port 0).
+func publicAddr(host string, addr net.Addr) string {
+	port := 8443
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		port = ta.Port
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+func printBootstrap(ctx context.Context, auth *authority.Authority, w io.Writer, base, data string) error {
+	secret, tok, err := auth.CreateToken(ctx, authority.TokenRequest{Purpose: mtlsid.TokenDevice, Label: "bootstrap: first administrator", CreatedBy: "system"})
+	if err != nil {
+		return fmt.Errorf("mint bootstrap token: %w", err)
+	}
+	fmt.Fprintf(w, `
+A new certificate authority was created in %[4]s/ca.
+Trust its root: %[1]s/ca/root.pem (or %[4]s/ca/root.crt).
+
+One-time enrollment token for the first administrator (valid until %[3]s):
+
+    %[2]s
+
+Enroll this machine with it:
+
+    go run ./cmd/mtlsid enroll %[2]s --server %[1]s --ca %[4]s/ca/root.crt
+
+Mint more tokens with: go run ./cmd/mtlsid token create --data %[4]s
+`, base, secret, tok.ExpiresAt.Local().Format(time.RFC1123), data)
+	return nil
+}

@@ -1,0 +1,82 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/mtlsid/mtlsid"
+)
+
+// CreateToken stores a new, unused token and appends audit to the chain. A
+// token with the same hash: ErrConflict. An empty hash is KindInvalid. A
+// zero CreatedAt becomes the transaction's time.
+func (s *Store) CreateToken(ctx context.Context, t mtlsid.Token, audit mtlsid.AuditEvent) error {
+	if len(t.Hash) == 0 {
+		return mtlsid.Errorf(mtlsid.KindInvalid, "token has no hash")
+	}
+	if !validText(string(t.Purpose), t.IdentityID, t.Label, t.CreatedBy, t.UsedBy) ||
+		!validEvents([]mtlsid.AuditEvent{audit}) {
+		return errText
+	}
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return fail("create token", err)
+	}
+	defer tx.Rollback()
+
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO tokens (hash, purpose, identity_id, label, created_by, created_at, expires_at, used_at, used_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (hash) DO NOTHING`,
+		t.Hash, string(t.Purpose), t.IdentityID, t.Label, t.CreatedBy,
+		micros(tx.timeOr(t.CreatedAt)), micros(t.ExpiresAt), optMicros(t.UsedAt), t.UsedBy)
+	if err != nil {
+		return fail("create token", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fail("create token", err)
+	} else if n == 0 {
+		return fmt.Errorf("token: %w", mtlsid.ErrConflict)
+	}
+	if err := appendAudit(ctx, tx, []mtlsid.AuditEvent{audit}); err != nil {
+		return fail("create token", err)
+	}
+	return fail("create token", tx.commit(ctx))
+}
+
+// Token returns the token with this hash, used or not: ErrNotFound.
+func (s *Store) Token(ctx context.Context, hash []byte) (*mtlsid.Token, error) {
+	t, err := findToken(ctx, s.read, hash)
+	if err != nil {
+		return nil, fail("token", err)
+	}
+	return t, nil
+}
+
+// querier is what reads need, from the read pool or a write transaction.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func findToken(ctx context.Context, q querier, hash []byte) (*mtlsid.Token, error) {
+	var t mtlsid.Token
+	var purpose string
+	var created, expires int64
+	var used sql.NullInt64
+	err := q.QueryRowContext(ctx, `
+		SELECT hash, purpose, identity_id, label, created_by, created_at, expires_at, used_at, used_by
+		FROM tokens WHERE hash = ?`, nonNil(hash)).
+		Scan(&t.Hash, &purpose, &t.IdentityID, &t.Label, &t.CreatedBy, &created, &expires, &used, &t.UsedBy)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, mtlsid.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.Purpose = mtlsid.TokenPurpose(purpose)
+	t.CreatedAt, t.ExpiresAt, t.UsedAt = fromMicros(created), fromMicros(expires), fromOptMicros(used)
+	return &t, nil
+}
