@@ -41,8 +41,9 @@ type AuditEntry struct {
 	Hash     []byte
 }
 
-// AuditGenesis is the PrevHash of the first entry.
-var AuditGenesis = make([]byte, sha256.Size)
+// AuditGenesis returns the PrevHash of the first entry: all zeros. It is a
+// function so that no caller can change the chain's anchor.
+func AuditGenesis() []byte { return make([]byte, sha256.Size) }
 
 // ComputeHash returns the hash of e chained to prev. Time counts to the
 // microsecond, the precision both stores keep.
@@ -69,7 +70,7 @@ func (e *AuditEntry) ComputeHash(prev []byte) []byte {
 // Chain fills in e's PrevHash and Hash as the entry after prev (nil for the
 // first entry) and returns e.
 func (e AuditEntry) Chain(prev *AuditEntry) AuditEntry {
-	e.PrevHash = AuditGenesis
+	e.PrevHash = AuditGenesis()
 	if prev != nil {
 		e.PrevHash = prev.Hash
 	}
@@ -97,7 +98,7 @@ type AuditVerifier struct {
 // Next checks e against the entry before it. It returns an *AuditChainError
 // at the first broken link; the verifier must not be used after that.
 func (v *AuditVerifier) Next(e AuditEntry) error {
-	wantSeq, wantPrev := int64(1), AuditGenesis
+	wantSeq, wantPrev := int64(1), AuditGenesis()
 	if v.last != nil {
 		wantSeq, wantPrev = v.last.Seq+1, v.last.Hash
 	}

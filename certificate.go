@@ -83,7 +83,8 @@ func (c *Certificate) RenewalDue(now time.Time) bool {
 // RenewalPoint returns the moment two thirds of the way from notBefore to
 // notAfter.
 func RenewalPoint(notBefore, notAfter time.Time) time.Time {
-	return notBefore.Add(notAfter.Sub(notBefore) * 2 / 3)
+	d := notAfter.Sub(notBefore) // saturates for lifetimes over ~290 years
+	return notBefore.Add(d - d/3)
 }
 
 // Fingerprint returns the SHA-256 fingerprint of der as colon-separated

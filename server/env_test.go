@@ -32,32 +32,34 @@ import (
 // backends runs f once per store: SQLite always, PostgreSQL when
 // MTLSID_TEST_POSTGRES is set.
 func backends(t *testing.T, f func(t *testing.T, open func(t *testing.T) mtlsid.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
-		f(t, func(t *testing.T) mtlsid.Store {
-			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "mtlsid.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		})
-	})
+	t.Run("sqlite", func(t *testing.T) { f(t, func(t *testing.T) mtlsid.Store { return openSQLite(t) }) })
 	t.Run("postgres", func(t *testing.T) {
 		url := pgtest.URL(t)
-		f(t, func(t *testing.T) mtlsid.Store {
-			s, err := postgres.Open(context.Background(), url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		})
+		f(t, func(t *testing.T) mtlsid.Store { return openPostgres(t, url) })
 	})
+}
+
+func openSQLite(t testing.TB) mtlsid.Store {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "mtlsid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func openPostgres(t testing.TB, url string) mtlsid.Store {
+	s, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // env is a running server on loopback with a clock the test can move.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	store  mtlsid.Store
 	ca     *ca.CA
 	auth   *authority.Authority
@@ -72,7 +74,7 @@ func (e *env) now() time.Time { return time.Now().Add(time.Duration(e.offset.Loa
 // advance moves the clock of the authority and server forward.
 func (e *env) advance(d time.Duration) { e.offset.Add(int64(d)) }
 
-func newEnv(t *testing.T, store mtlsid.Store) *env {
+func newEnv(t testing.TB, store mtlsid.Store) *env {
 	t.Helper()
 	e := &env{t: t, store: store}
 	dir := t.TempDir()
@@ -147,7 +149,7 @@ type device struct {
 	serial string
 }
 
-func newCSR(t *testing.T, name string) (crypto.Signer, string) {
+func newCSR(t testing.TB, name string) (crypto.Signer, string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -170,7 +172,7 @@ func (e *env) enroll(name string, purpose mtlsid.TokenPurpose) *device {
 	return deviceFrom(e.t, key, res)
 }
 
-func deviceFrom(t *testing.T, key crypto.Signer, res *wire.CertificateResult) *device {
+func deviceFrom(t testing.TB, key crypto.Signer, res *wire.CertificateResult) *device {
 	t.Helper()
 	certPEM, err := base64.StdEncoding.DecodeString(res.Certificate)
 	if err != nil {

@@ -163,7 +163,7 @@ func TestEndpoints(t *testing.T) {
 	})
 }
 
-func get(t *testing.T, hc *http.Client, url string) []byte {
+func get(t testing.TB, hc *http.Client, url string) []byte {
 	t.Helper()
 	resp, err := hc.Get(url)
 	if err != nil {

@@ -94,10 +94,12 @@ func openTest(tb testing.TB) *Store {
 }
 
 func TestStore(t *testing.T) {
+	admin(t, testURL(t), `SELECT 1`) // skip or fail once, not in every subtest
 	storetest.Run(t, func(t *testing.T) mtlsid.Store { return openTest(t) })
 }
 
 func BenchmarkIssue(b *testing.B) {
+	admin(b, testURL(b), `SELECT 1`)
 	storetest.Bench(b, func(b *testing.B) mtlsid.Store { return openTest(b) })
 }
 
@@ -144,6 +146,7 @@ func TestOpenMalformed(t *testing.T) {
 }
 
 func TestOpenUnknownDatabase(t *testing.T) {
+	admin(t, testURL(t), `SELECT 1`)
 	u, err := url.Parse(testURL(t))
 	if err != nil || u.Scheme == "" {
 		t.Skip("MTLSID_TEST_POSTGRES is not a URL")
