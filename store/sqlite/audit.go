@@ -63,8 +63,7 @@ func appendAudit(ctx context.Context, tx *tx, events []mtlsid.AuditEvent) error 
 		return nil
 	}
 	if !tx.headLoaded {
-		if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).
-			Scan(&tx.head.Seq, &tx.head.Hash); err != nil {
+		if err := tx.queryRow(ctx, selectAuditHead).Scan(&tx.head.Seq, &tx.head.Hash); err != nil {
 			return fmt.Errorf("read audit head: %w", err)
 		}
 		tx.headLoaded = true
@@ -78,9 +77,7 @@ func appendAudit(ctx context.Context, tx *tx, events []mtlsid.AuditEvent) error 
 			prev = &tx.head
 		}
 		e := mtlsid.AuditEntry{Seq: tx.head.Seq + 1, AuditEvent: ev}.Chain(prev)
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO audit_log (seq, time, type, actor, subject, detail, prev_hash, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.exec(ctx, insertAuditEntry,
 			e.Seq, micros(e.Time), e.Type, e.Actor, e.Subject, e.Detail, e.PrevHash, e.Hash); err != nil {
 			return fmt.Errorf("append audit entry %d: %w", e.Seq, err)
 		}

@@ -33,8 +33,7 @@ func scanCertificate(row scanner) (mtlsid.Certificate, error) {
 
 // Certificate returns the certificate with this decimal serial: ErrNotFound.
 func (s *Store) Certificate(ctx context.Context, serial string) (*mtlsid.Certificate, error) {
-	c, err := scanCertificate(s.read.QueryRowContext(ctx,
-		`SELECT `+certColumns+` FROM certificates WHERE serial = ?`, serial))
+	c, err := scanCertificate(s.readStmts[selectCertificate].QueryRowContext(ctx, serial))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, mtlsid.ErrNotFound
 	}
@@ -64,8 +63,8 @@ func (s *Store) RevokedCertificates(ctx context.Context, now time.Time) ([]mtlsi
 	return certs, fail("revoked certificates", err)
 }
 
-func queryCertificates(ctx context.Context, q querier, query string, args ...any) ([]mtlsid.Certificate, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
+func queryCertificates(ctx context.Context, db *sql.DB, query string, args ...any) ([]mtlsid.Certificate, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +112,7 @@ func (s *Store) Revoke(ctx context.Context, r mtlsid.Revocation) error {
 // checkRevocable returns, as refused, why the certificate cannot be revoked.
 func checkRevocable(ctx context.Context, tx *tx, serial string) (refused, err error) {
 	var revoked sql.NullInt64
-	err = tx.QueryRowContext(ctx, `SELECT revoked_at FROM certificates WHERE serial = ?`, serial).Scan(&revoked)
+	err = tx.queryRow(ctx, selectRevokedAt, serial).Scan(&revoked)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("certificate %s: %w", serial, mtlsid.ErrNotFound), nil
@@ -127,8 +126,7 @@ func checkRevocable(ctx context.Context, tx *tx, serial string) (refused, err er
 
 // revoke revokes a certificate that checkRevocable has passed.
 func revoke(ctx context.Context, tx *tx, serial string, at time.Time, reason int) error {
-	res, err := tx.ExecContext(ctx, `UPDATE certificates SET revoked_at = ?, revocation_reason = ?
-		WHERE serial = ? AND revoked_at IS NULL`, micros(at), reason, serial)
+	res, err := tx.exec(ctx, updateRevoked, micros(at), reason, serial)
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", serial, err)
 	}

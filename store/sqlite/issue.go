@@ -57,16 +57,14 @@ func issue(ctx context.Context, tx *tx, it mtlsid.Issuance) (refused, err error)
 		if id.CreatedAt.IsZero() {
 			id.CreatedAt = it.At
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO identities (id, kind, name, created_at) VALUES (?, ?, ?, ?)`,
-			id.ID, string(id.Kind), id.Name, micros(id.CreatedAt)); err != nil {
+		if _, err := tx.exec(ctx, insertIdentity, id.ID, string(id.Kind), id.Name, micros(id.CreatedAt)); err != nil {
 			return nil, fmt.Errorf("insert identity %s: %w", id.ID, err)
 		}
 	}
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = it.At
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO certificates (`+certColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := tx.exec(ctx, insertCertificate,
 		c.Serial, c.IdentityID, string(c.Profile), c.Name, c.DeviceType, micros(c.NotBefore), micros(c.NotAfter),
 		nonNil(c.DER), c.RenewedFrom, micros(c.CreatedAt), optMicros(c.RevokedAt), c.RevocationReason); err != nil {
 		return nil, fmt.Errorf("insert certificate %s: %w", c.Serial, err)
@@ -74,9 +72,7 @@ func issue(ctx context.Context, tx *tx, it mtlsid.Issuance) (refused, err error)
 	if len(it.TokenHash) > 0 {
 		// The condition repeats the check; a miss means the write lock failed
 		// to keep another writer out, and the batch must not commit.
-		res, err := tx.ExecContext(ctx, `UPDATE tokens SET used_at = ?, used_by = ?
-			WHERE hash = ? AND used_at IS NULL AND expires_at > ?`,
-			micros(it.At), c.Serial, it.TokenHash, micros(it.At))
+		res, err := tx.exec(ctx, updateTokenUsed, micros(it.At), c.Serial, it.TokenHash, micros(it.At))
 		if err != nil {
 			return nil, fmt.Errorf("use token: %w", err)
 		}
@@ -125,7 +121,7 @@ type issueState struct {
 	createIdentity bool
 }
 
-// readIssueState reads the item's state in one query.
+// readIssueState reads the item's state in one query, selectIssueState.
 func readIssueState(ctx context.Context, tx *tx, it *mtlsid.Issuance) (*issueState, error) {
 	var itemIdentity string
 	if it.Identity != nil {
@@ -133,13 +129,7 @@ func readIssueState(ctx context.Context, tx *tx, it *mtlsid.Issuance) (*issueSta
 	}
 	var st issueState
 	var tokenUsed, tokenExpires, revokeRevoked sql.NullInt64
-	err := tx.QueryRowContext(ctx, `SELECT
-		(SELECT used_at IS NOT NULL FROM tokens WHERE hash = ?1),
-		(SELECT expires_at FROM tokens WHERE hash = ?1),
-		EXISTS (SELECT 1 FROM identities WHERE id = ?2),
-		EXISTS (SELECT 1 FROM identities WHERE id = ?3),
-		EXISTS (SELECT 1 FROM certificates WHERE serial = ?4),
-		(SELECT revoked_at IS NOT NULL FROM certificates WHERE serial = ?5)`,
+	err := tx.queryRow(ctx, selectIssueState,
 		nonNil(it.TokenHash), itemIdentity, it.Certificate.IdentityID, it.Certificate.Serial, it.RevokeSerial).
 		Scan(&tokenUsed, &tokenExpires, &st.identityFound, &st.certIDFound, &st.serialFound, &revokeRevoked)
 	if err != nil {

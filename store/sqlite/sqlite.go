@@ -30,6 +30,9 @@ type Store struct {
 	path  string
 	write *sql.DB // one connection; every transaction is BEGIN IMMEDIATE
 	read  *sql.DB
+
+	writeStmts [numWriteQueries]*sql.Stmt // on write
+	readStmts  [numReadQueries]*sql.Stmt  // on read
 }
 
 var _ mtlsid.Store = (*Store)(nil)
@@ -72,6 +75,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	n := max(4, runtime.NumCPU())
 	s.read.SetMaxOpenConns(n)
 	s.read.SetMaxIdleConns(n)
+	if err := s.prepare(ctx); err != nil {
+		s.read.Close()
+		s.write.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", abs, classify(err))
+	}
 	return s, nil
 }
 
@@ -101,7 +109,7 @@ func openDB(path string, write bool) (*sql.DB, error) {
 
 // Close closes the database. Calls in progress may fail.
 func (s *Store) Close() error {
-	return errors.Join(s.read.Close(), s.write.Close())
+	return errors.Join(s.closeStmts(), s.read.Close(), s.write.Close())
 }
 
 // Ping checks that both the read and the write connections answer.
@@ -115,11 +123,14 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// tx is a write transaction: the time it writes for zero times, and the
-// head of the audit chain as this transaction has moved it.
+// tx is a write transaction: the time it writes for zero times, the
+// prepared statements it has bound, and the head of the audit chain as this
+// transaction has moved it.
 type tx struct {
 	*sql.Tx
-	now time.Time
+	now      time.Time
+	prepared *[numWriteQueries]*sql.Stmt // the store's
+	bound    [numWriteQueries]*sql.Stmt  // bound to Tx; see stmt
 
 	headLoaded bool
 	headDirty  bool
@@ -133,14 +144,13 @@ func (s *Store) begin(ctx context.Context) (*tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &tx{Tx: t, now: time.Now().UTC().Truncate(time.Microsecond)}, nil
+	return &tx{Tx: t, now: time.Now().UTC().Truncate(time.Microsecond), prepared: &s.writeStmts}, nil
 }
 
 // commit saves the moved chain head and commits.
 func (tx *tx) commit(ctx context.Context) error {
 	if tx.headDirty {
-		if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`,
-			tx.head.Seq, tx.head.Hash); err != nil {
+		if _, err := tx.exec(ctx, updateAuditHead, tx.head.Seq, tx.head.Hash); err != nil {
 			return fmt.Errorf("update audit head: %w", err)
 		}
 	}

@@ -186,3 +186,36 @@ func TestCanceled(t *testing.T) {
 		t.Errorf("VerifyChain = %d, %v; want 1, nil", n, err)
 	}
 }
+
+// TestSchemaChange checks that the statements prepared at Open keep working
+// after the schema changes under them, as when another process migrates the
+// file.
+func TestSchemaChange(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "mtlsid.db"))
+	ctx := t.Context()
+	issue := func(serial string) {
+		t.Helper()
+		errs, err := s.Issue(ctx, []mtlsid.Issuance{{
+			Identity:    &mtlsid.Identity{ID: "id" + serial, Kind: mtlsid.KindService},
+			Certificate: mtlsid.Certificate{Serial: serial, IdentityID: "id" + serial, DER: []byte{1}},
+			Audit:       []mtlsid.AuditEvent{{Type: mtlsid.AuditCertIssued, Subject: serial}},
+		}})
+		if err == nil {
+			err = errs[0]
+		}
+		if err != nil {
+			t.Fatalf("Issue %s: %v", serial, err)
+		}
+		if _, err := s.Certificate(ctx, serial); err != nil {
+			t.Fatalf("Certificate %s: %v", serial, err)
+		}
+	}
+	issue("1")
+	if _, err := s.write.ExecContext(ctx, `CREATE INDEX certificates_created_at ON certificates (created_at)`); err != nil {
+		t.Fatal(err)
+	}
+	issue("2")
+	if n, err := storetest.VerifyChain(ctx, s, 10); err != nil || n != 2 {
+		t.Errorf("VerifyChain = %d, %v; want 2, nil", n, err)
+	}
+}

@@ -26,11 +26,7 @@ func (s *Store) CreateToken(ctx context.Context, t mtlsid.Token, audit mtlsid.Au
 	}
 	defer tx.Rollback()
 
-	res, err := tx.ExecContext(ctx, `
-		INSERT INTO tokens (hash, purpose, identity_id, label, created_by, created_at, expires_at, used_at, used_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (hash) DO NOTHING`,
-		t.Hash, string(t.Purpose), t.IdentityID, t.Label, t.CreatedBy,
+	res, err := tx.exec(ctx, insertToken, t.Hash, string(t.Purpose), t.IdentityID, t.Label, t.CreatedBy,
 		micros(tx.timeOr(t.CreatedAt)), micros(t.ExpiresAt), optMicros(t.UsedAt), t.UsedBy)
 	if err != nil {
 		return fail("create token", err)
@@ -48,28 +44,20 @@ func (s *Store) CreateToken(ctx context.Context, t mtlsid.Token, audit mtlsid.Au
 
 // Token returns the token with this hash, used or not: ErrNotFound.
 func (s *Store) Token(ctx context.Context, hash []byte) (*mtlsid.Token, error) {
-	t, err := findToken(ctx, s.read, hash)
+	t, err := scanToken(s.readStmts[selectToken].QueryRowContext(ctx, nonNil(hash)))
 	if err != nil {
 		return nil, fail("token", err)
 	}
 	return t, nil
 }
 
-// querier is what reads need, from the read pool or a write transaction.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-func findToken(ctx context.Context, q querier, hash []byte) (*mtlsid.Token, error) {
+// scanToken reads a row of the selectToken query.
+func scanToken(row scanner) (*mtlsid.Token, error) {
 	var t mtlsid.Token
 	var purpose string
 	var created, expires int64
 	var used sql.NullInt64
-	err := q.QueryRowContext(ctx, `
-		SELECT hash, purpose, identity_id, label, created_by, created_at, expires_at, used_at, used_by
-		FROM tokens WHERE hash = ?`, nonNil(hash)).
-		Scan(&t.Hash, &purpose, &t.IdentityID, &t.Label, &t.CreatedBy, &created, &expires, &used, &t.UsedBy)
+	err := row.Scan(&t.Hash, &purpose, &t.IdentityID, &t.Label, &t.CreatedBy, &created, &expires, &used, &t.UsedBy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, mtlsid.ErrNotFound
 	}

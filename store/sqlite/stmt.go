@@ -1,0 +1,124 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// The statements that run on every issuance, token and certificate lookup
+// are prepared once, at Open, and kept until Close: parsing SQL costs more
+// CPU than running these point queries. A statement prepared on the write
+// pool's one connection is bound to each transaction on that same
+// connection, so SQLite never parses it again.
+
+// writeQuery names a statement prepared on the write connection.
+type writeQuery int
+
+const (
+	selectIssueState writeQuery = iota
+	insertIdentity
+	insertCertificate
+	updateTokenUsed
+	selectRevokedAt
+	updateRevoked
+	insertToken
+	selectAuditHead
+	insertAuditEntry
+	updateAuditHead
+	numWriteQueries
+)
+
+var writeSQL = [numWriteQueries]string{
+	// The state an issuance's checks need, in one row; see readIssueState.
+	selectIssueState: `SELECT
+		(SELECT used_at IS NOT NULL FROM tokens WHERE hash = ?1),
+		(SELECT expires_at FROM tokens WHERE hash = ?1),
+		EXISTS (SELECT 1 FROM identities WHERE id = ?2),
+		EXISTS (SELECT 1 FROM identities WHERE id = ?3),
+		EXISTS (SELECT 1 FROM certificates WHERE serial = ?4),
+		(SELECT revoked_at IS NOT NULL FROM certificates WHERE serial = ?5)`,
+	insertIdentity: `INSERT INTO identities (id, kind, name, created_at) VALUES (?, ?, ?, ?)`,
+	insertCertificate: `INSERT INTO certificates (` + certColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	// The condition repeats the issuance's check; see issue.
+	updateTokenUsed: `UPDATE tokens SET used_at = ?, used_by = ?
+		WHERE hash = ? AND used_at IS NULL AND expires_at > ?`,
+	selectRevokedAt: `SELECT revoked_at FROM certificates WHERE serial = ?`,
+	updateRevoked: `UPDATE certificates SET revoked_at = ?, revocation_reason = ?
+		WHERE serial = ? AND revoked_at IS NULL`,
+	insertToken: `
+		INSERT INTO tokens (hash, purpose, identity_id, label, created_by, created_at, expires_at, used_at, used_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (hash) DO NOTHING`,
+	selectAuditHead: `SELECT seq, hash FROM audit_head WHERE id = 1`,
+	insertAuditEntry: `
+		INSERT INTO audit_log (seq, time, type, actor, subject, detail, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	updateAuditHead: `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`,
+}
+
+// readQuery names a statement prepared on the read pool.
+type readQuery int
+
+const (
+	selectToken readQuery = iota
+	selectCertificate
+	numReadQueries
+)
+
+var readSQL = [numReadQueries]string{
+	selectToken: `
+		SELECT hash, purpose, identity_id, label, created_by, created_at, expires_at, used_at, used_by
+		FROM tokens WHERE hash = ?`,
+	selectCertificate: `SELECT ` + certColumns + ` FROM certificates WHERE serial = ?`,
+}
+
+// prepare prepares the statements of both pools. On failure it closes
+// those it prepared.
+func (s *Store) prepare(ctx context.Context) error {
+	for q, query := range writeSQL {
+		st, err := s.write.PrepareContext(ctx, query)
+		if err != nil {
+			return errors.Join(fmt.Errorf("prepare: %w", err), s.closeStmts())
+		}
+		s.writeStmts[q] = st
+	}
+	for q, query := range readSQL {
+		st, err := s.read.PrepareContext(ctx, query)
+		if err != nil {
+			return errors.Join(fmt.Errorf("prepare: %w", err), s.closeStmts())
+		}
+		s.readStmts[q] = st
+	}
+	return nil
+}
+
+// closeStmts closes the prepared statements, skipping those never made.
+func (s *Store) closeStmts() error {
+	var errs []error
+	for _, st := range append(s.writeStmts[:], s.readStmts[:]...) {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stmt returns the prepared statement q bound to the transaction, binding it
+// the first time the transaction uses it.
+func (tx *tx) stmt(ctx context.Context, q writeQuery) *sql.Stmt {
+	if tx.bound[q] == nil {
+		tx.bound[q] = tx.StmtContext(ctx, tx.prepared[q])
+	}
+	return tx.bound[q]
+}
+
+func (tx *tx) exec(ctx context.Context, q writeQuery, args ...any) (sql.Result, error) {
+	return tx.stmt(ctx, q).ExecContext(ctx, args...)
+}
+
+func (tx *tx) queryRow(ctx context.Context, q writeQuery, args ...any) *sql.Row {
+	return tx.stmt(ctx, q).QueryRowContext(ctx, args...)
+}
