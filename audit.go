@@ -20,6 +20,24 @@ const (
 	AuditServerCertIssued   = "server_certificate.issued"
 	AuditAuthorityStarted   = "authority.started"
 	AuditEnrollmentRejected = "enrollment.rejected"
+
+	AuditOrgCreated         = "org.created"
+	AuditMemberSet          = "org.member_set"
+	AuditServiceCreated     = "service.created"
+	AuditDomainAdded        = "domain.added"
+	AuditDomainVerified     = "domain.verified"
+	AuditRoleDefined        = "role.defined"
+	AuditRoleGranted        = "role.granted"
+	AuditRoleRevoked        = "role.revoked"
+	AuditLocalUserBound     = "local_user.bound"
+	AuditLocalUserUnbound   = "local_user.unbound"
+	AuditTrustAdded         = "trust.added"
+	AuditSecretSet          = "user_secret.set"
+	AuditIntrusionReported  = "intrusion.reported"
+	AuditIntrusionWithdrawn = "intrusion.withdrawn"
+	AuditIntentResolved     = "intent.resolved"
+	AuditConsent            = "identity.shared"
+	AuditJournalUndone      = "development.undone"
 )
 
 // AuditEvent is one security event before it joins the chain.

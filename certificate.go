@@ -40,6 +40,9 @@ type Certificate struct {
 	NotAfter    time.Time
 	DER         []byte
 	RenewedFrom string // serial of the certificate this one renewed, or ""
+	// Development marks an API certificate whose changes are journaled and
+	// undone when it is revoked.
+	Development bool
 	CreatedAt   time.Time
 
 	// RevokedAt is zero while the certificate is not revoked.

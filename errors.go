@@ -63,6 +63,11 @@ var (
 	ErrRevoked      = &Error{Kind: KindRevoked, Message: "certificate revoked"}
 	ErrExpired      = &Error{Kind: KindExpired, Message: "certificate expired"}
 	ErrUnavailable  = &Error{Kind: KindUnavailable, Message: "storage unavailable"}
+
+	ErrLocalUserBound = &Error{Kind: KindConflict, Message: "local user is already bound to this identity"}
+	ErrLocalUserTaken = &Error{Kind: KindConflict, Message: "local user is bound to a different identity"}
+	ErrIntentExpired  = &Error{Kind: KindExpired, Message: "intent expired"}
+	ErrIntentUsed     = &Error{Kind: KindUsed, Message: "intent already used"}
 )
 
 // ErrorKind returns the Kind of the first *Error in err's chain, or

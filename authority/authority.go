@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/mtlsid/mtlsid"
@@ -34,6 +35,12 @@ type Config struct {
 	OnRevoke func(ctx context.Context)
 	// OnIssue, if set, is called once for every certificate committed.
 	OnIssue func(profile mtlsid.Profile)
+	// BaseDomain is the parent of services' default domains
+	// (<service>.<org>.<BaseDomain>). Empty means "mtls.local".
+	BaseDomain string
+	// Verifier checks domain challenges. Nil means domains other than the
+	// default ones cannot be verified (KindNotImplemented).
+	Verifier DomainVerifier
 }
 
 // Authority runs mtlsid's use cases. It is safe for concurrent use. Close
@@ -48,6 +55,11 @@ type Authority struct {
 	onRevoke func(context.Context)
 	onIssue  func(mtlsid.Profile)
 	commit   *committer
+
+	baseDomain string
+	verifier   DomainVerifier
+	recent     *recentCalls
+	cache      *readCache
 }
 
 // New returns an Authority for cfg and starts its group committer.
@@ -84,6 +96,16 @@ func New(cfg Config) (*Authority, error) {
 	if maxBatch <= 0 {
 		maxBatch = 256
 	}
+	a.baseDomain = cfg.BaseDomain
+	if a.baseDomain == "" {
+		a.baseDomain = "mtls.local"
+	}
+	if !validHostname(a.baseDomain) || strings.HasPrefix(a.baseDomain, "*") {
+		return nil, mtlsid.Errorf(mtlsid.KindInvalid, "authority: base domain %q is not a domain name", a.baseDomain)
+	}
+	a.verifier = cfg.Verifier
+	a.recent = newRecentCalls(50, 100000)
+	a.cache = newReadCache(a.now)
 	a.commit = newCommitter(cfg.Store, maxBatch, a.log)
 	return a, nil
 }

@@ -17,7 +17,7 @@ func (a *Authority) Caller(ctx context.Context, peer *x509.Certificate) (*mtlsid
 	if peer == nil {
 		return nil, mtlsid.Errorf(mtlsid.KindUnauthorized, "no client certificate presented")
 	}
-	rec, err := a.store.Certificate(ctx, peer.SerialNumber.String())
+	rec, err := a.certificate(ctx, peer.SerialNumber.String())
 	if mtlsid.ErrorKind(err) == mtlsid.KindNotFound {
 		return nil, mtlsid.Errorf(mtlsid.KindUnauthorized, "unknown client certificate")
 	}

@@ -135,6 +135,7 @@ type signing struct {
 	tokenHash    []byte
 	identity     *mtlsid.Identity
 	renewedFrom  string
+	development  bool
 	revokeSerial string
 	actor        string
 	auditType    string
@@ -174,11 +175,14 @@ func (a *Authority) signOnce(ctx context.Context, s signing) (*Issued, error) {
 		Serial: cert.SerialNumber.String(), IdentityID: s.identityID, Profile: s.profile,
 		Name: s.name, DeviceType: s.deviceType,
 		NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC(), DER: cert.Raw,
-		RenewedFrom: s.renewedFrom, CreatedAt: s.at,
+		RenewedFrom: s.renewedFrom, Development: s.development, CreatedAt: s.at,
 	}
 	detail := fmt.Sprintf("profile=%s name=%q type=%s identity=%s not_after=%s", s.profile, s.name, s.deviceType, s.identityID, rec.NotAfter.Format(time.RFC3339))
 	if s.renewedFrom != "" {
 		detail += " renewed_from=" + s.renewedFrom
+	}
+	if s.development {
+		detail += " development=true"
 	}
 	audit := append([]mtlsid.AuditEvent{}, s.extraAudit...)
 	audit = append(audit, mtlsid.AuditEvent{Time: s.at, Type: s.auditType, Actor: s.actor, Subject: rec.Serial, Detail: detail})
@@ -194,6 +198,9 @@ func (a *Authority) signOnce(ctx context.Context, s signing) (*Issued, error) {
 	}
 	if err := a.issue(ctx, it); err != nil {
 		return nil, err
+	}
+	if s.revokeSerial != "" {
+		a.certificateRevoked(s.revokeSerial)
 	}
 	if s.revokeSerial != "" && a.onRevoke != nil {
 		a.onRevoke(ctx)

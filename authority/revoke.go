@@ -57,6 +57,7 @@ func (a *Authority) revoke(ctx context.Context, serial string, reason int, actor
 	if err != nil {
 		return err
 	}
+	a.certificateRevoked(serial)
 	a.log.Info("revoked", "serial", serial, "by", actor, "reason", reason)
 	if a.onRevoke != nil {
 		a.onRevoke(ctx)

@@ -27,6 +27,11 @@ func FuzzRequestBody(f *testing.F) {
 		`{"operation":"revoke","args":{"serial-number":"0x"}}`,
 		`{"operation":"get_active_identities","args":null}`,
 		`{"operation":"enroll","args":{"csr":"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----"}}`,
+		`{"operation":"create_organization","args":{"org":"acme","name":"Acme"}}`,
+		`{"operation":"add_domain","args":{"service":5,"domain":["x"]}}`,
+		`{"operation":"grant_role","args":{"service":"web.acme","serial-number":"0x1","role":"editor"}}`,
+		`{"operation":"create_token","args":{"purpose":"device","ttl":9223372036854775807}}`,
+		`{"operation":"issue_service_certificate","args":{"force-renew":true}}`,
 		`[]`, `null`, `"x"`, `{`, ``,
 	} {
 		f.Add([]byte(seed))

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,8 +19,25 @@ import (
 	"github.com/mtlsid/mtlsid/selfapi/wire"
 )
 
-// Authority is what the handler needs of the authority.
+// Authority is what the handler needs of the authority, one small
+// interface per area so that each file declares what it calls.
+// *authority.Authority satisfies it. Every administrative method checks the
+// caller's organization role itself; the handler authenticates the caller
+// and checks that arguments are present and well formed. The one decision
+// it makes is create_token's (see createToken), because CreateToken serves
+// the operator too and checks nothing.
 type Authority interface {
+	DeviceAuthority
+	OrgAuthority
+	DomainAuthority
+	RoleAuthority
+	APICertAuthority
+	TokenAuthority
+}
+
+// DeviceAuthority enrolls, renews, lists and revokes a caller's own
+// certificates.
+type DeviceAuthority interface {
 	Enroll(ctx context.Context, req authority.EnrollRequest) (*authority.Issued, error)
 	Caller(ctx context.Context, peer *x509.Certificate) (*mtlsid.Certificate, error)
 	Renew(ctx context.Context, caller *mtlsid.Certificate, req authority.RenewRequest) (*authority.Renewal, error)
@@ -48,6 +64,7 @@ type Handler struct {
 	log     *slog.Logger
 	now     func() time.Time
 	limiter *failLimiter
+	ops     map[string]opFunc
 }
 
 // New returns a Handler for cfg.
@@ -69,9 +86,39 @@ func New(cfg Config) (*Handler, error) {
 		}
 		h.limiter = newFailLimiter(n, h.now)
 	}
+	h.ops = map[string]opFunc{
+		wire.OpEnroll:             h.enroll,
+		wire.OpRenewCertificate:   h.renew,
+		wire.OpGetActiveIdentites: h.devices,
+		wire.OpRevoke:             h.revoke,
+
+		wire.OpCreateOrganization: h.createOrg,
+		wire.OpListOrganizations:  h.listOrgs,
+		wire.OpAddMember:          h.addMember,
+		wire.OpCreateService:      h.createService,
+		wire.OpListServices:       h.listServices,
+		wire.OpAddDomain:          h.addDomain,
+		wire.OpVerifyDomain:       h.verifyDomain,
+		wire.OpListDomains:        h.listDomains,
+		wire.OpDefineRole:         h.defineRole,
+		wire.OpGrantRole:          h.grantRole,
+		wire.OpRevokeRole:         h.revokeRole,
+		wire.OpListRoles:          h.listRoles,
+
+		wire.OpIssueAPICertificate:     h.issueAPICert,
+		wire.OpListAPICertificates:     h.listAPICerts,
+		wire.OpRevokeAPICertificate:    h.revokeAPICert,
+		wire.OpAssist:                  h.assist,
+		wire.OpCreateToken:             h.createToken,
+		wire.OpIssueServiceCertificate: h.issueServiceCert,
+		wire.OpGetServiceRoles:         h.serviceRoles,
+	}
 	return h, nil
 }
 
+// opFunc is one operation. It authenticates the caller itself (enroll
+// needs no certificate, issue_service_certificate needs an API one) and
+// returns the result to encode, or an error for fail.
 type opFunc func(ctx context.Context, r *http.Request, args *wire.Args) (any, error)
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -85,20 +132,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, "", err)
 		return
 	}
-	var op opFunc
-	switch req.Operation {
-	case wire.OpEnroll:
-		op = h.enroll
-	case wire.OpRenewCertificate:
-		op = h.renew
-	case wire.OpGetActiveIdentites:
-		op = h.devices
-	case wire.OpRevoke:
-		op = h.revoke
-	case "":
+	if req.Operation == "" {
 		h.fail(w, r, "", mtlsid.Errorf(mtlsid.KindInvalid, "no operation given"))
 		return
-	default:
+	}
+	op, ok := h.ops[req.Operation]
+	if !ok {
 		h.fail(w, r, req.Operation, mtlsid.Errorf(mtlsid.KindNotImplemented, "operation %q is not implemented", req.Operation))
 		return
 	}
@@ -207,131 +246,70 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (h *Handler) enroll(ctx context.Context, r *http.Request, a *wire.Args) (any, error) {
-	ip := clientIP(r)
-	if h.limiter != nil && !h.limiter.ok(ip) {
-		return nil, mtlsid.Errorf(mtlsid.KindRateLimited, "too many failed enrollments from this address; wait a minute")
-	}
-	name := a.AgentName
-	if name == "" {
-		name = a.Device
-	}
-	var csr []byte
-	if a.CSR != "" {
-		csr = authority.DecodeCSR(a.CSR)
-	}
-	out, err := h.auth.Enroll(ctx, authority.EnrollRequest{Token: a.Authorization, Name: name, DeviceType: a.DeviceType, CSR: csr})
-	if err != nil {
-		if h.limiter != nil && isTokenFailure(err) {
-			h.limiter.failed(ip)
-		}
-		return nil, err
-	}
-	return certResult(wire.OutcomeIssued, out)
-}
-
-func isTokenFailure(err error) bool {
-	switch mtlsid.ErrorKind(err) {
-	case mtlsid.KindUnauthorized, mtlsid.KindUsed, mtlsid.KindExpired:
-		return true
-	}
-	return false
-}
-
 // caller authenticates the request by its client certificate. Any failure
 // is reported as unauthorised, with the reason.
 func (h *Handler) caller(ctx context.Context, r *http.Request) (*mtlsid.Certificate, error) {
+	peer, err := peerCert(r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := h.auth.Caller(ctx, peer)
+	if err != nil {
+		return nil, callerError(err)
+	}
+	return c, nil
+}
+
+// apiCaller authenticates a service by one of its API certificates, for
+// the operations a service performs on itself. A person's certificate is
+// refused (KindForbidden).
+func (h *Handler) apiCaller(ctx context.Context, r *http.Request) (*authority.APICaller, error) {
+	peer, err := peerCert(r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := h.auth.APICaller(ctx, peer)
+	if err != nil {
+		return nil, callerError(err)
+	}
+	return c, nil
+}
+
+func peerCert(r *http.Request) (*x509.Certificate, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil, mtlsid.Errorf(mtlsid.KindUnauthorized, "this operation needs your client certificate (mTLS)")
 	}
-	c, err := h.auth.Caller(ctx, r.TLS.PeerCertificates[0])
+	return r.TLS.PeerCertificates[0], nil
+}
+
+// callerError reports a revoked or expired caller as unauthorised: the
+// credential is what is wrong, not the request.
+func callerError(err error) error {
 	switch mtlsid.ErrorKind(err) {
-	case "":
-		return c, nil
 	case mtlsid.KindRevoked:
-		return nil, mtlsid.Errorf(mtlsid.KindUnauthorized, "your client certificate is revoked")
+		return mtlsid.Errorf(mtlsid.KindUnauthorized, "your client certificate is revoked")
 	case mtlsid.KindExpired:
-		return nil, mtlsid.Errorf(mtlsid.KindUnauthorized, "your client certificate has expired")
+		return mtlsid.Errorf(mtlsid.KindUnauthorized, "your client certificate has expired")
 	}
-	return nil, err
+	return err
 }
 
-func (h *Handler) renew(ctx context.Context, r *http.Request, a *wire.Args) (any, error) {
-	c, err := h.caller(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	var csr []byte
-	if a.CSR != "" {
-		csr = authority.DecodeCSR(a.CSR)
-	}
-	rn, err := h.auth.Renew(ctx, c, authority.RenewRequest{Tentative: a.Tentative, RevokePrevious: a.RevokePrevious, Name: a.Device, CSR: csr})
-	if err != nil {
-		return nil, err
-	}
-	if rn.Issued == nil {
-		return wire.CertificateResult{Outcome: wire.OutcomeNotDue, Name: c.Name, SerialNumber: c.Serial, NotBefore: c.NotBefore.UnixMilli(), NotAfter: c.NotAfter.UnixMilli(), RenewalDue: rn.Due.UnixMilli()}, nil
-	}
-	return certResult(wire.OutcomeRenewed, rn.Issued)
-}
-
-func (h *Handler) devices(ctx context.Context, r *http.Request, _ *wire.Args) (any, error) {
-	c, err := h.caller(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	certs, err := h.auth.Devices(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	now := h.now()
-	res := wire.DevicesResult{Outcome: wire.OutcomeOK, Identities: []wire.Device{}}
-	for _, d := range certs {
-		if d.Status(now) != mtlsid.StatusActive {
-			continue
+// required fails with KindInvalid naming the first empty argument; pairs
+// are (name, value).
+func required(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if strings.TrimSpace(pairs[i+1]) == "" {
+			return mtlsid.Errorf(mtlsid.KindInvalid, "%s is required", pairs[i])
 		}
-		res.Identities = append(res.Identities, wire.Device{
-			SerialNumber: d.Serial, Name: d.Name, DeviceType: d.DeviceType, Profile: string(d.Profile),
-			Status: string(d.Status(now)), NotBefore: d.NotBefore.UnixMilli(), NotAfter: d.NotAfter.UnixMilli(),
-			RenewedFrom: d.RenewedFrom, Current: d.Serial == c.Serial,
-		})
 	}
-	return res, nil
+	return nil
 }
 
-func (h *Handler) revoke(ctx context.Context, r *http.Request, a *wire.Args) (any, error) {
-	c, err := h.caller(ctx, r)
-	if err != nil {
-		return nil, err
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
 	}
-	if a.SerialNumber == "" {
-		return nil, mtlsid.Errorf(mtlsid.KindInvalid, "serial-number is required")
-	}
-	serial, err := mtlsid.NormalizeSerial(a.SerialNumber)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.auth.Revoke(ctx, c, serial, mtlsid.ReasonCessationOfOperation); err != nil {
-		return nil, err
-	}
-	return wire.RevokeResult{Outcome: wire.OutcomeRevoked, SerialNumber: serial}, nil
-}
-
-func certResult(outcome string, out *authority.Issued) (wire.CertificateResult, error) {
-	res := wire.CertificateResult{
-		Outcome: outcome, Name: out.Record.Name, SerialNumber: out.Record.Serial,
-		Certificate: b64(out.CertificatePEM()), Chain: b64(out.ChainPEM()),
-		NotBefore: out.Record.NotBefore.UnixMilli(), NotAfter: out.Record.NotAfter.UnixMilli(),
-		RenewalDue: mtlsid.RenewalPoint(out.Record.NotBefore, out.Record.NotAfter).UnixMilli(),
-	}
-	if out.PrivateKey != nil {
-		keyPEM, err := out.PrivateKeyPEM()
-		if err != nil {
-			return res, fmt.Errorf("encode generated key: %w", err)
-		}
-		res.PrivateKey, res.P12, res.Password = b64(keyPEM), b64(out.PKCS12), out.Password
-	}
-	return res, nil
+	return t.UnixMilli()
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

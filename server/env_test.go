@@ -21,6 +21,7 @@ import (
 	"github.com/mtlsid/mtlsid"
 	"github.com/mtlsid/mtlsid/authority"
 	"github.com/mtlsid/mtlsid/ca"
+	"github.com/mtlsid/mtlsid/domainverify"
 	"github.com/mtlsid/mtlsid/internal/pgtest"
 	"github.com/mtlsid/mtlsid/sdk"
 	"github.com/mtlsid/mtlsid/selfapi/wire"
@@ -66,6 +67,7 @@ type env struct {
 	srv    *server.Server
 	url    string
 	roots  *x509.CertPool
+	dns    *dnsServer
 	offset atomic.Int64 // added to the real time, in nanoseconds
 }
 
@@ -95,8 +97,13 @@ func newEnv(t testing.TB, store mtlsid.Store) *env {
 	e.ca = c
 	e.roots = x509.NewCertPool()
 	e.roots.AddCert(c.Root())
+	e.dns = startDNS(t)
+	verifier, err := domainverify.New(domainverify.Config{Resolver: e.dns.addr, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.auth, err = authority.New(authority.Config{
-		Store: store, CA: c, Now: e.now,
+		Store: store, CA: c, Now: e.now, BaseDomain: "mtls.test", Verifier: verifier,
 		OnRevoke: func(ctx context.Context) { e.srv.RevocationHook(ctx) },
 	})
 	if err != nil {
@@ -198,4 +205,17 @@ func (e *env) auditLen() int {
 		e.t.Fatalf("audit chain: %v", err)
 	}
 	return int(n)
+}
+
+func decodeB64(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func caRequestAgent(pub crypto.PublicKey) ca.Request {
+	return ca.Request{Profile: mtlsid.ProfileAgent, PublicKey: pub, CommonName: "ghost", DeviceType: mtlsid.DeviceAgent}
 }

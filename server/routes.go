@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	idwire "github.com/mtlsid/mtlsid/identityapi/wire"
 	"github.com/mtlsid/mtlsid/selfapi/wire"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -16,7 +17,7 @@ import (
 // routes answers the same paths on every host name the server has, so
 // that clients of the reference reach `signon.<domain>/api/v1` and
 // `platform.<domain>/download/trust-chain` on one server.
-func (s *Server) routes(api http.Handler) http.Handler {
+func (s *Server) routes(api, idapi, signon http.Handler) http.Handler {
 	ca := s.cfg.Authority.CA()
 	rootPEM, chainPEM := pemCerts(ca.Root()), pemCerts(ca.Chain()...)
 	mux := http.NewServeMux()
@@ -40,8 +41,48 @@ func (s *Server) routes(api http.Handler) http.Handler {
 	})
 	s.revocationRoutes(mux)
 	mux.Handle(wire.Path, api)
+	mux.Handle(idwire.Path, idapi)
+	mux.Handle("/signon/{ref}", signon)
 	mux.HandleFunc("GET /{$}", s.index)
-	return s.metrics.wrap(securityHeaders(mux))
+	return s.metrics.wrap(securityHeaders(byHost(mux, idapi, signon)))
+}
+
+// byHost gives the reference's host names their short paths: the Identity
+// API at "/" on a host named api.*, and the sign-on page at "/<ref>" on a
+// host named signon.*. Every other path works on every host.
+func byHost(mux *http.ServeMux, idapi, signon http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.ToLower(host)
+		switch {
+		case strings.HasPrefix(host, "api.") && r.URL.Path == "/":
+			r.Pattern = "api./"
+			idapi.ServeHTTP(w, r)
+			return
+		case strings.HasPrefix(host, "signon.") && isRef(r.URL.Path):
+			r.Pattern = "signon./{ref}"
+			r.SetPathValue("ref", r.URL.Path[1:])
+			signon.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// isRef reports whether path is "/" and one intent reference.
+func isRef(path string) bool {
+	if len(path) != 44 || path[0] != '/' {
+		return false
+	}
+	for _, r := range path[1:] {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

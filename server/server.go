@@ -14,8 +14,10 @@ import (
 
 	"github.com/mtlsid/mtlsid"
 	"github.com/mtlsid/mtlsid/authority"
+	"github.com/mtlsid/mtlsid/identityapi"
 	"github.com/mtlsid/mtlsid/revocation"
 	"github.com/mtlsid/mtlsid/selfapi"
+	"github.com/mtlsid/mtlsid/web"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -110,9 +112,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	signon, err := web.NewSignon(cfg.Authority, s.log)
+	if err != nil {
+		return nil, err
+	}
 	s.tls = s.tlsConfig()
+	s.plain = s.RevocationServer()
+	s.plain.http.Handler = s.plainHandler(s.plain.http.Handler)
 	s.http = &http.Server{
-		Handler:           s.routes(api),
+		Handler:           s.routes(api, identityapi.New(cfg.Authority, s.log), signon),
 		TLSConfig:         s.tls,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -157,8 +165,6 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 // routes (CRL, OCSP, CA certificates) and a redirect to HTTPS for the rest.
 func (s *Server) Serve(ln net.Listener) error {
 	split := newSplitListener(ln)
-	s.plain = s.RevocationServer()
-	s.plain.http.Handler = s.plainHandler(s.plain.http.Handler)
 	go s.plain.Serve(split.plain)
 	err := s.http.Serve(tls.NewListener(split.tls, s.tls))
 	if errors.Is(err, http.ErrServerClosed) {

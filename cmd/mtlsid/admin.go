@@ -61,10 +61,15 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return printBootstrap(ctx, auth, stdout, "https://localhost:8443", d.data)
 }
 
-// runToken handles `mtlsid token create`.
+// runToken handles `mtlsid token create`: locally on the data directory,
+// or through the server with --server (see isRemote).
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
-		return &usageError{"usage: mtlsid token create [--data DIR] [--purpose device|agent] [--label TEXT] [--ttl 24h]"}
+		return &usageError{"usage: mtlsid token create [--data DIR] [--purpose device|agent] [--label TEXT] [--ttl 24h]\n" +
+			"   or: mtlsid token create --server URL [--dir DIR] [--name NAME] [--label TEXT] [--ttl 24h] [--service SERVICE [--org ORG]]"}
+	}
+	if isRemote(args[1:]) {
+		return runRemoteToken(ctx, args[1:], stdout, stderr)
 	}
 	var d dataFlags
 	fs := newFlags("token create", stderr)

@@ -92,6 +92,20 @@ func pemOrDER(b []byte) []byte {
 // client returns a self-authority client; withCert adds this identity's
 // certificate for the calls that need one.
 func (c *clientFlags) client(withCert bool, stderr io.Writer) (*sdk.SelfClient, error) {
+	hc, err := c.httpClient(withCert)
+	if err != nil {
+		return nil, err
+	}
+	sc := &sdk.SelfClient{URL: c.server, HTTP: hc}
+	if c.verbose {
+		sc.Trace = stderr
+	}
+	return sc, nil
+}
+
+// httpClient returns an HTTP client trusting the CA (see roots) and, with
+// withCert, presenting this identity's certificate.
+func (c *clientFlags) httpClient(withCert bool) (*http.Client, error) {
 	roots, err := c.roots()
 	if err != nil {
 		return nil, err
@@ -107,14 +121,7 @@ func (c *clientFlags) client(withCert bool, stderr io.Writer) (*sdk.SelfClient, 
 		}
 		conf.Certificates = []tls.Certificate{cert}
 	}
-	sc := &sdk.SelfClient{
-		URL:  c.server,
-		HTTP: &http.Client{Timeout: c.timeout, Transport: &http.Transport{TLSClientConfig: conf, ForceAttemptHTTP2: true}},
-	}
-	if c.verbose {
-		sc.Trace = stderr
-	}
-	return sc, nil
+	return &http.Client{Timeout: c.timeout, Transport: &http.Transport{TLSClientConfig: conf, ForceAttemptHTTP2: true}}, nil
 }
 
 // clientCommand parses a client command's flags. Commands that use an

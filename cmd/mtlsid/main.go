@@ -1,7 +1,8 @@
 // Command mtlsid is the mtlsid identity service in one binary: the
 // authority (serve), the operator's local commands (ca, token, audit) and
 // the client CLI (enroll, renew, update, list-devices, get-trust-chain,
-// revoke). This package only wires the others together.
+// revoke, and the administration of organizations, services, domains,
+// roles and API certificates). This package only wires the others together.
 package main
 
 import (
@@ -57,6 +58,17 @@ func commands() []command {
 		{"list-devices", "list the active certificates of your identity", runListDevices},
 		{"get-trust-chain", "download the authority's CA chain", runGetTrustChain},
 		{"revoke", "revoke one of your certificates by serial", runRevoke},
+		{"org", "organizations: org create|list|add-member", runOrg},
+		{"service", "services: service create|list", runService},
+		{"domain", "a service's domains: domain add|verify|list", runDomain},
+		{"role", "a service's roles: role define|grant|revoke|list", runRole},
+		{"apicert", "a service's API certificates: apicert issue|list|revoke", runAPICert},
+		{"assist", "mint a 5-minute token to enroll an agent of a service", runAssist},
+		{"issue-service-identity", "with an API certificate: issue the service's server certificate now", runIssueServiceIdentity},
+		{"update-service", "with an API certificate: renew the service's server certificate if due", runUpdateService},
+		{"list-service-roles", "your roles in every service, as JSON", runListServiceRoles},
+		{"inquire", "with an API certificate: ask who holds a certificate (Identity-Inquiry)", runInquire},
+		{"bench", "seed test identities, or load a server with inquiries (loopback only)", runBench},
 	}
 }
 
@@ -81,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: mtlsid COMMAND [flags]\n\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-22s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'mtlsid COMMAND -h' for a command's flags.")
 }

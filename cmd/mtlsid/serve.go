@@ -13,6 +13,7 @@ import (
 	"github.com/mtlsid/mtlsid"
 	"github.com/mtlsid/mtlsid/authority"
 	"github.com/mtlsid/mtlsid/ca"
+	"github.com/mtlsid/mtlsid/domainverify"
 	"github.com/mtlsid/mtlsid/server"
 )
 
@@ -26,6 +27,9 @@ type serveFlags struct {
 	logLevel      string
 	logJSON       bool
 	serverCertTTL time.Duration
+	baseDomain    string
+	dnsResolver   string
+	debugListen   string
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -40,6 +44,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log in JSON instead of text")
 	fs.DurationVar(&f.serverCertTTL, "server-cert-lifetime", 0, "lifetime of the serving certificate (default 2160h, 90 days)")
+	fs.StringVar(&f.baseDomain, "base-domain", "mtls.local", "parent of services' default domains (<service>.<org>.BASE)")
+	fs.StringVar(&f.debugListen, "debug-listen", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
+	fs.StringVar(&f.dnsResolver, "dns-resolver", "", "DNS server (host:port) for domain verification (default: the system's)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -103,9 +110,13 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, stdout io.Write
 		return err
 	}
 
+	verifier, err := domainverify.New(domainverify.Config{Resolver: f.dnsResolver, Logger: log})
+	if err != nil {
+		return &usageError{"--dns-resolver: " + err.Error()}
+	}
 	var srv *server.Server
 	auth, err := authority.New(authority.Config{
-		Store: store, CA: cauth, Logger: log,
+		Store: store, CA: cauth, Logger: log, BaseDomain: f.baseDomain, Verifier: verifier,
 		OnRevoke: func(ctx context.Context) { srv.RevocationHook(ctx) },
 		OnIssue:  func(p mtlsid.Profile) { srv.IssueHook(p) },
 	})
@@ -141,6 +152,15 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, stdout io.Write
 		rev = srv.RevocationServer()
 		go func() { errc <- rev.Serve(rln) }()
 		fmt.Fprintf(stdout, "revocation (CRL, OCSP) over HTTP on http://%s\n", rln.Addr())
+	}
+	if f.debugListen != "" {
+		dln, err := listenDebug(f.debugListen)
+		if err != nil {
+			return err
+		}
+		defer dln.Close()
+		go servePprof(dln)
+		fmt.Fprintf(stdout, "profiler on http://%s/debug/pprof/\n", dln.Addr())
 	}
 	jobs, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()

@@ -18,6 +18,29 @@ const (
 	OpRenewCertificate   = "renew_certificate"
 	OpGetActiveIdentites = "get_active_identities"
 	OpRevoke             = "revoke"
+
+	// Administration: organizations, services, domains, roles.
+	OpCreateOrganization = "create_organization"
+	OpListOrganizations  = "list_organizations"
+	OpAddMember          = "add_member"
+	OpCreateService      = "create_service"
+	OpListServices       = "list_services"
+	OpAddDomain          = "add_domain"
+	OpVerifyDomain       = "verify_domain"
+	OpListDomains        = "list_domains"
+	OpDefineRole         = "define_role"
+	OpGrantRole          = "grant_role"
+	OpRevokeRole         = "revoke_role"
+	OpListRoles          = "list_roles"
+
+	// API certificates, tokens and the service's own identity.
+	OpIssueAPICertificate     = "issue_api_certificate"
+	OpListAPICertificates     = "list_api_certificates"
+	OpRevokeAPICertificate    = "revoke_api_certificate"
+	OpAssist                  = "assist"
+	OpCreateToken             = "create_token"
+	OpIssueServiceCertificate = "issue_service_certificate"
+	OpGetServiceRoles         = "get_service_roles"
 )
 
 // Outcomes carried in a certificate result.
@@ -27,6 +50,12 @@ const (
 	OutcomeNotDue  = "not due"
 	OutcomeRevoked = "revoked"
 	OutcomeOK      = "ok"
+
+	OutcomeCreated  = "created"
+	OutcomePending  = "pending" // a domain waiting for its challenge to be published
+	OutcomeVerified = "verified"
+	OutcomeDefined  = "defined"
+	OutcomeGranted  = "granted"
 )
 
 // Request is the body of a call.
@@ -65,8 +94,40 @@ type Args struct {
 	Tentative bool `json:"tentative,omitempty"`
 	// RevokePrevious retires the current certificate at renewal.
 	RevokePrevious bool `json:"revoke-previous,omitempty"`
-	// SerialNumber is the certificate to revoke, decimal or 0x hex.
+	// SerialNumber is the certificate to revoke, decimal or 0x hex, or
+	// the person a role or membership is given to (any of their active
+	// certificates).
 	SerialNumber string `json:"serial-number,omitempty"`
+
+	// Org is an organization ID: 1-32 lower-case letters, digits and inner
+	// hyphens.
+	Org string `json:"org,omitempty"`
+	// Name and Email describe an organization (create_organization).
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+	// Role is an organization role ("org. administrator", "org. manager",
+	// "member") for add_member, or a service role for the role operations.
+	Role string `json:"role,omitempty"`
+	// Service is a service ID ("<name>.<org>"), or a service name with Org
+	// set; ManagedService is assist's name for it.
+	Service        string `json:"service,omitempty"`
+	ManagedService string `json:"managed-service,omitempty"`
+	// Domain is a DNS name of a service.
+	Domain string `json:"domain,omitempty"`
+	// Development asks for a development API certificate, whose changes
+	// are undone when it is revoked.
+	Development bool `json:"development,omitempty"`
+	// Purpose is what create_token's token enrolls: only "device" (another
+	// device of the caller) is accepted; agents come from assist.
+	Purpose string `json:"purpose,omitempty"`
+	// Label describes a token in lists and the audit log.
+	Label string `json:"label,omitempty"`
+	// TTL is a token's lifetime in seconds; zero means the server's
+	// default (24 hours).
+	TTL int64 `json:"ttl,omitempty"`
+	// ForceRenew issues a service certificate even when the current one is
+	// not due (issue_service_certificate).
+	ForceRenew bool `json:"force-renew,omitempty"`
 }
 
 // CertificateResult answers enroll and renew_certificate. PEM fields are

@@ -12,14 +12,14 @@ import (
 )
 
 const certColumns = `serial, identity_id, profile, name, device_type, not_before, not_after,
-	der, renewed_from, created_at, revoked_at, revocation_reason`
+	der, renewed_from, development, created_at, revoked_at, revocation_reason`
 
 func scanCertificate(row pgx.Row) (mtlsid.Certificate, error) {
 	var c mtlsid.Certificate
 	var profile string
 	var revoked *time.Time
 	err := row.Scan(&c.Serial, &c.IdentityID, &profile, &c.Name, &c.DeviceType, &c.NotBefore, &c.NotAfter,
-		&c.DER, &c.RenewedFrom, &c.CreatedAt, &revoked, &c.RevocationReason)
+		&c.DER, &c.RenewedFrom, &c.Development, &c.CreatedAt, &revoked, &c.RevocationReason)
 	if err != nil {
 		return c, err
 	}
@@ -86,6 +86,9 @@ func (s *Store) queryCertificates(ctx context.Context, query string, args ...any
 
 // Revoke marks a certificate revoked at r.At (the transaction's time if
 // zero) and appends r.Audit: ErrNotFound, or ErrRevoked if it already is.
+// Revoking a development certificate also undoes its journal (see
+// queueRetireJournal) and appends an mtlsid.AuditJournalUndone event after
+// r.Audit.
 func (s *Store) Revoke(ctx context.Context, r mtlsid.Revocation) error {
 	if !validText(r.Serial) {
 		return fmt.Errorf("certificate %q: %w", r.Serial, mtlsid.ErrNotFound)
@@ -100,7 +103,8 @@ func (s *Store) Revoke(ctx context.Context, r mtlsid.Revocation) error {
 	defer tx.Rollback(ctx)
 
 	var revoked *time.Time
-	err = tx.QueryRow(ctx, `SELECT revoked_at FROM certificates WHERE serial = $1`, r.Serial).Scan(&revoked)
+	var dev bool
+	err = tx.QueryRow(ctx, `SELECT revoked_at, development FROM certificates WHERE serial = $1`, r.Serial).Scan(&revoked, &dev)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("certificate %s: %w", r.Serial, mtlsid.ErrNotFound)
@@ -109,9 +113,18 @@ func (s *Store) Revoke(ctx context.Context, r mtlsid.Revocation) error {
 	case revoked != nil:
 		return fmt.Errorf("certificate %s: %w", r.Serial, mtlsid.ErrRevoked)
 	}
+	at := tx.timeOr(r.At)
+	events := []mtlsid.AuditEvent{r.Audit}
 	var b pgx.Batch
-	queueRevoke(&b, r.Serial, tx.timeOr(r.At), r.Reason)
-	queueAudit(tx, &b, []mtlsid.AuditEvent{r.Audit})
+	queueRevoke(&b, r.Serial, at, r.Reason)
+	if dev {
+		entries, err := readJournal(ctx, tx, r.Serial)
+		if err != nil {
+			return fail("revoke", err)
+		}
+		events = append(events, *queueRetireJournal(&b, r.Serial, entries, nil, at, r.Audit.Actor))
+	}
+	queueAudit(tx, &b, events)
 	tx.queueHead(&b)
 	if err := tx.send(ctx, &b); err != nil {
 		return fail("revoke", err)

@@ -4,6 +4,8 @@
 // Every write transaction first locks the head of the audit chain, so
 // writers from any number of processes take turns, the chain never forks,
 // and no two writers can deadlock on the rows they touch after it. The
+// writes that append no audit event (CreateIntent, ConsumeIntent,
+// NextCRLNumber) are single statements that take no such turn. The
 // schema is migrated at Open under an advisory lock, so nodes may start at
 // once. Tables are named without a schema: a search_path in the database
 // URL chooses where they live.

@@ -79,9 +79,9 @@ func queueIssue(tx *tx, b *pgx.Batch, it *mtlsid.Issuance, st *issueState) {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = it.At
 	}
-	b.Queue(`INSERT INTO certificates (`+certColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+	b.Queue(`INSERT INTO certificates (`+certColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		c.Serial, c.IdentityID, string(c.Profile), c.Name, c.DeviceType, norm(c.NotBefore), norm(c.NotAfter),
-		nonNil(c.DER), c.RenewedFrom, norm(c.CreatedAt), optTime(c.RevokedAt), c.RevocationReason)
+		nonNil(c.DER), c.RenewedFrom, c.Development, norm(c.CreatedAt), optTime(c.RevokedAt), c.RevocationReason)
 	if len(it.TokenHash) > 0 {
 		// The condition repeats the check; a miss means the head lock failed
 		// to keep another writer out, and the batch must not commit.
@@ -95,10 +95,16 @@ func queueIssue(tx *tx, b *pgx.Batch, it *mtlsid.Issuance, st *issueState) {
 				return nil
 			})
 	}
+	events := it.Audit
 	if it.RevokeSerial != "" {
 		queueRevoke(b, it.RevokeSerial, it.At, it.RevokeReason)
+		if st.revokeDev != nil && *st.revokeDev {
+			if ev := queueRetireJournal(b, it.RevokeSerial, st.journal, c, it.At, issueActor(it.Audit)); ev != nil {
+				events = append(slices.Clip(events), *ev)
+			}
+		}
 	}
-	queueAudit(tx, b, it.Audit)
+	queueAudit(tx, b, events)
 }
 
 // checkIssuance refuses items that no stored state could make acceptable.
@@ -127,6 +133,8 @@ type issueState struct {
 	certIDFound    bool // the certificate's identity's
 	serialFound    bool
 	revokeRevoked  *bool // nil: no such certificate
+	revokeDev      *bool // whether it is a development certificate
+	journal        []journalEntry
 	createIdentity bool
 }
 
@@ -137,7 +145,8 @@ const stateQuery = `SELECT
 	EXISTS (SELECT 1 FROM identities WHERE id = $2),
 	EXISTS (SELECT 1 FROM identities WHERE id = $3),
 	EXISTS (SELECT 1 FROM certificates WHERE serial = $4),
-	(SELECT revoked_at IS NOT NULL FROM certificates WHERE serial = $5)`
+	(SELECT revoked_at IS NOT NULL FROM certificates WHERE serial = $5),
+	(SELECT development FROM certificates WHERE serial = $5)`
 
 // readIssueStates reads, in one round trip, the stored state of each item
 // not already refused (errs[i] != nil). The state is that before the batch:
@@ -160,8 +169,18 @@ func readIssueStates(ctx context.Context, tx *tx, items []mtlsid.Issuance, errs 
 			it.Certificate.Serial, it.RevokeSerial).
 			QueryRow(func(row pgx.Row) error {
 				return row.Scan(&st.tokenUsed, &st.tokenExpires, &st.identityFound, &st.certIDFound,
-					&st.serialFound, &st.revokeRevoked)
+					&st.serialFound, &st.revokeRevoked, &st.revokeDev)
 			})
+		if it.RevokeSerial != "" {
+			// The journal, in case the certificate is a development one.
+			b.Queue(`SELECT kind, service_id, identity_id, key, before::text
+				FROM dev_journal WHERE serial = $1 ORDER BY seq DESC`, it.RevokeSerial).
+				Query(func(rows pgx.Rows) error {
+					var err error
+					st.journal, err = scanJournal(rows)
+					return err
+				})
+		}
 	}
 	if err := tx.send(ctx, &b); err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
@@ -173,8 +192,10 @@ func readIssueStates(ctx context.Context, tx *tx, items []mtlsid.Issuance, errs 
 type batchChanges struct {
 	usedTokens map[string]bool
 	identities map[string]bool
-	serials    map[string]bool // inserted
-	revoked    map[string]bool // revoked, or inserted already revoked
+	serials    map[string]bool           // inserted
+	revoked    map[string]bool           // revoked, or inserted already revoked
+	dev        map[string]bool           // inserted development certificates
+	journals   map[string][]journalEntry // passed to an inserted certificate
 }
 
 // update brings st, read before the batch, up to date with the changes of
@@ -194,6 +215,8 @@ func (bc *batchChanges) update(st *issueState, it *mtlsid.Issuance) {
 	}
 	if bc.serials[it.RevokeSerial] {
 		st.revokeRevoked = ptr(false)
+		st.revokeDev = ptr(bc.dev[it.RevokeSerial])
+		st.journal = bc.journals[it.RevokeSerial]
 	}
 	if bc.revoked[it.RevokeSerial] {
 		st.revokeRevoked = ptr(true)
@@ -206,6 +229,7 @@ func (bc *batchChanges) record(it *mtlsid.Issuance, st *issueState) {
 	if bc.serials == nil {
 		bc.usedTokens, bc.identities = map[string]bool{}, map[string]bool{}
 		bc.serials, bc.revoked = map[string]bool{}, map[string]bool{}
+		bc.dev, bc.journals = map[string]bool{}, map[string][]journalEntry{}
 	}
 	if len(it.TokenHash) > 0 {
 		bc.usedTokens[string(it.TokenHash)] = true
@@ -214,6 +238,10 @@ func (bc *batchChanges) record(it *mtlsid.Issuance, st *issueState) {
 		bc.identities[it.Identity.ID] = true
 	}
 	bc.serials[it.Certificate.Serial] = true
+	bc.dev[it.Certificate.Serial] = it.Certificate.Development
+	if st.revokeDev != nil && *st.revokeDev && it.Certificate.Development && it.Certificate.RenewedFrom == it.RevokeSerial {
+		bc.journals[it.Certificate.Serial] = st.journal // see queueRetireJournal
+	}
 	if it.Certificate.Revoked() {
 		bc.revoked[it.Certificate.Serial] = true
 	}

@@ -203,6 +203,58 @@ func fail(op string, err error) error {
 	return fmt.Errorf("postgres: %s: %w", op, classify(err))
 }
 
+// update runs fn in a write transaction, with the audit chain's head
+// locked, and commits what it did. fn returns refusals as they are, and
+// database failures to be named op.
+func (s *Store) update(ctx context.Context, op string, fn func(tx *tx) error) error {
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return fail(op, err)
+	}
+	defer tx.Rollback(ctx)
+	if err := fn(tx); err != nil {
+		return fail(op, err)
+	}
+	return fail(op, tx.commit(ctx))
+}
+
+// appendAudit chains events onto the audit log and moves the head, in one
+// round trip.
+func (tx *tx) appendAudit(ctx context.Context, events ...mtlsid.AuditEvent) error {
+	var b pgx.Batch
+	queueAudit(tx, &b, events)
+	tx.queueHead(&b)
+	return tx.send(ctx, &b)
+}
+
+// constraint turns the failure of a statement that broke a constraint into
+// the refusal it stands for: a foreign key naming no row is ErrNotFound,
+// a key already taken ErrConflict, each said of what. Other errors pass.
+func constraint(err error, what string) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch pgErr.Code {
+	case "23503": // foreign_key_violation
+		return fmt.Errorf("%s: %w", what, mtlsid.ErrNotFound)
+	case "23505": // unique_violation
+		return fmt.Errorf("%s: %w", what, mtlsid.ErrConflict)
+	}
+	return err
+}
+
+// required refuses, with KindInvalid, the first of the (name, value) pairs
+// whose value is empty.
+func required(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			return mtlsid.Errorf(mtlsid.KindInvalid, "%s is required", pairs[i])
+		}
+	}
+	return nil
+}
+
 // classify makes err match mtlsid.ErrUnavailable, keeping it as the cause,
 // when the database could not be reached or is going away, or the server
 // asks for a retry.

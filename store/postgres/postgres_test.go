@@ -103,6 +103,11 @@ func BenchmarkIssue(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) mtlsid.Store { return openTest(b) })
 }
 
+func BenchmarkRelation(b *testing.B) {
+	admin(b, testURL(b), `SELECT 1`)
+	storetest.BenchRelation(b, func(b *testing.B) mtlsid.Store { return openTest(b) })
+}
+
 func TestOpenUnreachable(t *testing.T) {
 	start := time.Now()
 	s, err := Open(t.Context(), "postgres://postgres@127.0.0.1:1/mtlsid_db?sslmode=disable")
@@ -347,5 +352,53 @@ func TestTamper(t *testing.T) {
 	var chainErr *mtlsid.AuditChainError
 	if !errors.As(err, &chainErr) || chainErr.Seq != 3 {
 		t.Errorf("VerifyChain after tampering with entry 3: %v; want an AuditChainError at 3", err)
+	}
+}
+
+// TestJournalDeleted checks that the revocation that undoes a development
+// certificate's journal also deletes it.
+func TestJournalDeleted(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	issue := func(items ...mtlsid.Issuance) {
+		t.Helper()
+		errs, err := s.Issue(ctx, items)
+		if err == nil {
+			err = errors.Join(errs...)
+		}
+		if err != nil {
+			t.Fatalf("Issue: %v", err)
+		}
+	}
+	issue(mtlsid.Issuance{Identity: &mtlsid.Identity{ID: "bob", Kind: mtlsid.KindPerson}, Certificate: mtlsid.Certificate{Serial: "1", IdentityID: "bob"}})
+	if err := s.CreateOrg(ctx, mtlsid.Organization{ID: "acme"}, mtlsid.Member{IdentityID: "bob"}, mtlsid.AuditEvent{Type: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateService(ctx, mtlsid.Service{ID: "app.acme", OrgID: "acme", Name: "app"}, mtlsid.Domain{Name: "app.acme.test"}, mtlsid.AuditEvent{Type: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	issue(mtlsid.Issuance{Certificate: mtlsid.Certificate{Serial: "2", IdentityID: "app.acme", Development: true}})
+	dev := mtlsid.Change{By: "2", Development: true, Audit: mtlsid.AuditEvent{Type: "x"}}
+	if err := s.AddTrust(ctx, "app.acme", "bob", 5, dev); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSecret(ctx, "app.acme", "bob", "s", dev); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n int) {
+		t.Helper()
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM dev_journal`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("%d journal entries; want 2", n)
+	}
+	if err := s.Revoke(ctx, mtlsid.Revocation{Serial: "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d journal entries after the undo; want none", n)
 	}
 }

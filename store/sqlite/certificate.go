@@ -11,7 +11,7 @@ import (
 )
 
 const certColumns = `serial, identity_id, profile, name, device_type, not_before, not_after,
-	der, renewed_from, created_at, revoked_at, revocation_reason`
+	der, renewed_from, development, created_at, revoked_at, revocation_reason`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -21,7 +21,7 @@ func scanCertificate(row scanner) (mtlsid.Certificate, error) {
 	var notBefore, notAfter, created int64
 	var revoked sql.NullInt64
 	err := row.Scan(&c.Serial, &c.IdentityID, &profile, &c.Name, &c.DeviceType, &notBefore, &notAfter,
-		&c.DER, &c.RenewedFrom, &created, &revoked, &c.RevocationReason)
+		&c.DER, &c.RenewedFrom, &c.Development, &created, &revoked, &c.RevocationReason)
 	if err != nil {
 		return c, err
 	}
@@ -85,6 +85,9 @@ func queryCertificates(ctx context.Context, db *sql.DB, query string, args ...an
 
 // Revoke marks a certificate revoked at r.At (the transaction's time if
 // zero) and appends r.Audit: ErrNotFound, or ErrRevoked if it already is.
+// Revoking a development certificate also undoes its journal (see
+// retireJournal) and appends an mtlsid.AuditJournalUndone event after
+// r.Audit.
 func (s *Store) Revoke(ctx context.Context, r mtlsid.Revocation) error {
 	if !validEvents([]mtlsid.AuditEvent{r.Audit}) {
 		return errText
@@ -95,33 +98,44 @@ func (s *Store) Revoke(ctx context.Context, r mtlsid.Revocation) error {
 	}
 	defer tx.Rollback()
 
-	if refused, err := checkRevocable(ctx, tx, r.Serial); err != nil {
+	dev, refused, err := checkRevocable(ctx, tx, r.Serial)
+	if err != nil {
 		return fail("revoke", err)
 	} else if refused != nil {
 		return refused
 	}
-	if err := revoke(ctx, tx, r.Serial, tx.timeOr(r.At), r.Reason); err != nil {
+	at := tx.timeOr(r.At)
+	if err := revoke(ctx, tx, r.Serial, at, r.Reason); err != nil {
 		return fail("revoke", err)
 	}
-	if err := appendAudit(ctx, tx, []mtlsid.AuditEvent{r.Audit}); err != nil {
+	events := []mtlsid.AuditEvent{r.Audit}
+	if dev {
+		ev, err := retireJournal(ctx, tx, r.Serial, nil, at, r.Audit.Actor)
+		if err != nil {
+			return fail("revoke", err)
+		}
+		events = append(events, *ev)
+	}
+	if err := appendAudit(ctx, tx, events); err != nil {
 		return fail("revoke", err)
 	}
 	return fail("revoke", tx.commit(ctx))
 }
 
-// checkRevocable returns, as refused, why the certificate cannot be revoked.
-func checkRevocable(ctx context.Context, tx *tx, serial string) (refused, err error) {
+// checkRevocable returns, as refused, why the certificate cannot be
+// revoked, and whether it is a development certificate.
+func checkRevocable(ctx context.Context, tx *tx, serial string) (dev bool, refused, err error) {
 	var revoked sql.NullInt64
-	err = tx.queryRow(ctx, selectRevokedAt, serial).Scan(&revoked)
+	err = tx.queryRow(ctx, selectRevokedAt, serial).Scan(&revoked, &dev)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("certificate %s: %w", serial, mtlsid.ErrNotFound), nil
+		return false, fmt.Errorf("certificate %s: %w", serial, mtlsid.ErrNotFound), nil
 	case err != nil:
-		return nil, fmt.Errorf("read certificate %s: %w", serial, err)
+		return false, nil, fmt.Errorf("read certificate %s: %w", serial, err)
 	case revoked.Valid:
-		return fmt.Errorf("certificate %s: %w", serial, mtlsid.ErrRevoked), nil
+		return dev, fmt.Errorf("certificate %s: %w", serial, mtlsid.ErrRevoked), nil
 	}
-	return nil, nil
+	return dev, nil, nil
 }
 
 // revoke revokes a certificate that checkRevocable has passed.

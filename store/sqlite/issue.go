@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 
 	"github.com/mtlsid/mtlsid"
 )
@@ -66,7 +67,7 @@ func issue(ctx context.Context, tx *tx, it mtlsid.Issuance) (refused, err error)
 	}
 	if _, err := tx.exec(ctx, insertCertificate,
 		c.Serial, c.IdentityID, string(c.Profile), c.Name, c.DeviceType, micros(c.NotBefore), micros(c.NotAfter),
-		nonNil(c.DER), c.RenewedFrom, micros(c.CreatedAt), optMicros(c.RevokedAt), c.RevocationReason); err != nil {
+		nonNil(c.DER), c.RenewedFrom, c.Development, micros(c.CreatedAt), optMicros(c.RevokedAt), c.RevocationReason); err != nil {
 		return nil, fmt.Errorf("insert certificate %s: %w", c.Serial, err)
 	}
 	if len(it.TokenHash) > 0 {
@@ -82,12 +83,22 @@ func issue(ctx context.Context, tx *tx, it mtlsid.Issuance) (refused, err error)
 			return nil, fmt.Errorf("use token: token changed under the write lock")
 		}
 	}
+	events := it.Audit
 	if it.RevokeSerial != "" {
 		if err := revoke(ctx, tx, it.RevokeSerial, it.At, it.RevokeReason); err != nil {
 			return nil, err
 		}
+		if st.revokeDev {
+			ev, err := retireJournal(ctx, tx, it.RevokeSerial, c, it.At, issueActor(it.Audit))
+			if err != nil {
+				return nil, err
+			}
+			if ev != nil {
+				events = append(slices.Clip(events), *ev)
+			}
+		}
 	}
-	return nil, appendAudit(ctx, tx, it.Audit)
+	return nil, appendAudit(ctx, tx, events)
 }
 
 // checkIssuance refuses items that no stored state could make acceptable.
@@ -118,6 +129,7 @@ type issueState struct {
 	serialFound    bool
 	revokeFound    bool
 	revokeRevoked  bool
+	revokeDev      bool // the certificate to revoke is a development one
 	createIdentity bool
 }
 
@@ -128,15 +140,16 @@ func readIssueState(ctx context.Context, tx *tx, it *mtlsid.Issuance) (*issueSta
 		itemIdentity = it.Identity.ID
 	}
 	var st issueState
-	var tokenUsed, tokenExpires, revokeRevoked sql.NullInt64
+	var tokenUsed, tokenExpires, revokeRevoked, revokeDev sql.NullInt64
 	err := tx.queryRow(ctx, selectIssueState,
 		nonNil(it.TokenHash), itemIdentity, it.Certificate.IdentityID, it.Certificate.Serial, it.RevokeSerial).
-		Scan(&tokenUsed, &tokenExpires, &st.identityFound, &st.certIDFound, &st.serialFound, &revokeRevoked)
+		Scan(&tokenUsed, &tokenExpires, &st.identityFound, &st.certIDFound, &st.serialFound, &revokeRevoked, &revokeDev)
 	if err != nil {
 		return nil, fmt.Errorf("read state of certificate %s: %w", it.Certificate.Serial, err)
 	}
 	st.tokenFound, st.tokenUsed, st.tokenExpires = tokenUsed.Valid, tokenUsed.Int64 != 0, tokenExpires.Int64
 	st.revokeFound, st.revokeRevoked = revokeRevoked.Valid, revokeRevoked.Int64 != 0
+	st.revokeDev = revokeDev.Int64 != 0
 	st.createIdentity = it.Identity != nil && !st.identityFound
 	return &st, nil
 }

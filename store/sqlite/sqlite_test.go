@@ -37,6 +37,12 @@ func BenchmarkIssue(b *testing.B) {
 	})
 }
 
+func BenchmarkRelation(b *testing.B) {
+	storetest.BenchRelation(b, func(b *testing.B) mtlsid.Store {
+		return openTest(b, filepath.Join(b.TempDir(), "mtlsid.db"))
+	})
+}
+
 func TestOpenCreatesDirectory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a", "b?c#d", "mtlsid.db")
 	openTest(t, path)
@@ -217,5 +223,53 @@ func TestSchemaChange(t *testing.T) {
 	issue("2")
 	if n, err := storetest.VerifyChain(ctx, s, 10); err != nil || n != 2 {
 		t.Errorf("VerifyChain = %d, %v; want 2, nil", n, err)
+	}
+}
+
+// TestJournalDeleted checks that the revocation that undoes a development
+// certificate's journal also deletes it.
+func TestJournalDeleted(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "mtlsid.db"))
+	ctx := t.Context()
+	issue := func(items ...mtlsid.Issuance) {
+		t.Helper()
+		errs, err := s.Issue(ctx, items)
+		if err == nil {
+			err = errors.Join(errs...)
+		}
+		if err != nil {
+			t.Fatalf("Issue: %v", err)
+		}
+	}
+	issue(mtlsid.Issuance{Identity: &mtlsid.Identity{ID: "bob", Kind: mtlsid.KindPerson}, Certificate: mtlsid.Certificate{Serial: "1", IdentityID: "bob"}})
+	if err := s.CreateOrg(ctx, mtlsid.Organization{ID: "acme"}, mtlsid.Member{IdentityID: "bob"}, mtlsid.AuditEvent{Type: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateService(ctx, mtlsid.Service{ID: "app.acme", OrgID: "acme", Name: "app"}, mtlsid.Domain{Name: "app.acme.test"}, mtlsid.AuditEvent{Type: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	issue(mtlsid.Issuance{Certificate: mtlsid.Certificate{Serial: "2", IdentityID: "app.acme", Development: true}})
+	dev := mtlsid.Change{By: "2", Development: true, Audit: mtlsid.AuditEvent{Type: "x"}}
+	if err := s.AddTrust(ctx, "app.acme", "bob", 5, dev); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSecret(ctx, "app.acme", "bob", "s", dev); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n int) {
+		t.Helper()
+		if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM dev_journal`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("%d journal entries; want 2", n)
+	}
+	if err := s.Revoke(ctx, mtlsid.Revocation{Serial: "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d journal entries after the undo; want none", n)
 	}
 }

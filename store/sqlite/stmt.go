@@ -27,6 +27,7 @@ const (
 	selectAuditHead
 	insertAuditEntry
 	updateAuditHead
+	insertJournal
 	numWriteQueries
 )
 
@@ -38,14 +39,15 @@ var writeSQL = [numWriteQueries]string{
 		EXISTS (SELECT 1 FROM identities WHERE id = ?2),
 		EXISTS (SELECT 1 FROM identities WHERE id = ?3),
 		EXISTS (SELECT 1 FROM certificates WHERE serial = ?4),
-		(SELECT revoked_at IS NOT NULL FROM certificates WHERE serial = ?5)`,
+		(SELECT revoked_at IS NOT NULL FROM certificates WHERE serial = ?5),
+		(SELECT development FROM certificates WHERE serial = ?5)`,
 	insertIdentity: `INSERT INTO identities (id, kind, name, created_at) VALUES (?, ?, ?, ?)`,
 	insertCertificate: `INSERT INTO certificates (` + certColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	// The condition repeats the issuance's check; see issue.
 	updateTokenUsed: `UPDATE tokens SET used_at = ?, used_by = ?
 		WHERE hash = ? AND used_at IS NULL AND expires_at > ?`,
-	selectRevokedAt: `SELECT revoked_at FROM certificates WHERE serial = ?`,
+	selectRevokedAt: `SELECT revoked_at, development FROM certificates WHERE serial = ?`,
 	updateRevoked: `UPDATE certificates SET revoked_at = ?, revocation_reason = ?
 		WHERE serial = ? AND revoked_at IS NULL`,
 	insertToken: `
@@ -57,6 +59,10 @@ var writeSQL = [numWriteQueries]string{
 		INSERT INTO audit_log (seq, time, type, actor, subject, detail, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 	updateAuditHead: `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`,
+	// The entry goes after the serial's newest; see journal.
+	insertJournal: `
+		INSERT INTO dev_journal (serial, seq, at, kind, service_id, identity_id, key, before)
+		SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7 FROM dev_journal WHERE serial = ?1`,
 }
 
 // readQuery names a statement prepared on the read pool.
@@ -65,6 +71,7 @@ type readQuery int
 const (
 	selectToken readQuery = iota
 	selectCertificate
+	selectRelation
 	numReadQueries
 )
 
@@ -73,6 +80,19 @@ var readSQL = [numReadQueries]string{
 		SELECT hash, purpose, identity_id, label, created_by, created_at, expires_at, used_at, used_by
 		FROM tokens WHERE hash = ?`,
 	selectCertificate: `SELECT ` + certColumns + ` FROM certificates WHERE serial = ?`,
+	// Everything Relation returns, in one row; lists are joined with NUL,
+	// which no stored text holds.
+	selectRelation: `SELECT
+		(SELECT group_concat(role, char(0)) FROM role_grants WHERE service_id = ?1 AND identity_id = ?2),
+		lu.name, lu.age_days, lu.created_at,
+		(SELECT tokens FROM trust WHERE service_id = ?1 AND identity_id = ?2),
+		(SELECT secret FROM secrets WHERE service_id = ?1 AND identity_id = ?2),
+		(SELECT count(*) FROM intrusions WHERE service_id = ?1 AND identity_id = ?2),
+		(SELECT created_at FROM consents WHERE service_id = ?1 AND identity_id = ?2),
+		(SELECT coalesce(sum(tokens), 0) FROM trust WHERE identity_id = ?2),
+		(SELECT group_concat(service_id, char(0)) FROM trust WHERE identity_id = ?2 AND tokens > 0),
+		(SELECT count(*) FROM consents WHERE identity_id = ?2)
+		FROM (SELECT 1) LEFT JOIN local_users lu ON lu.service_id = ?1 AND lu.identity_id = ?2`,
 }
 
 // prepare prepares the statements of both pools. On failure it closes

@@ -199,6 +199,28 @@ func testIssue(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 		wantChainLen(t, s, before+2)
 	})
 	t.Run("batch", func(t *testing.T) { testIssueBatch(t, open) })
+	t.Run("development certificate", func(t *testing.T) {
+		s := open(t)
+		prod := certificate("1", "svc")
+		dev := certificate("2", "svc")
+		dev.Development = true
+		mustIssue(t, s, mtlsid.Issuance{At: at(1), Identity: identity("svc"), Certificate: prod},
+			mtlsid.Issuance{At: at(1), Certificate: dev})
+		diff(t, "development certificate", mustCertificate(t, s, "2"), dev)
+		diff(t, "production certificate", mustCertificate(t, s, "1"), prod)
+		certs, err := s.IdentityCertificates(t.Context(), "svc")
+		if err != nil {
+			t.Fatalf("IdentityCertificates: %v", err)
+		}
+		diff(t, "identity certificates", certs, []mtlsid.Certificate{prod, dev})
+		if err := s.Revoke(t.Context(), mtlsid.Revocation{Serial: "2", At: at(2)}); err != nil {
+			t.Fatalf("Revoke: %v", err)
+		}
+		revoked, err := s.RevokedCertificates(t.Context(), at(3))
+		if err != nil || len(revoked) != 1 || !revoked[0].Development {
+			t.Errorf("RevokedCertificates = %+v, %v; want the development certificate", revoked, err)
+		}
+	})
 	t.Run("invalid item", func(t *testing.T) {
 		for _, tc := range []struct {
 			name   string

@@ -36,6 +36,13 @@ func Run(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 	t.Run("TimeRoundTrip", func(t *testing.T) { testTimeRoundTrip(t, open) })
 	t.Run("ZeroTimes", func(t *testing.T) { testZeroTimes(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
+	t.Run("Org", func(t *testing.T) { testOrg(t, open) })
+	t.Run("Service", func(t *testing.T) { testService(t, open) })
+	t.Run("Domain", func(t *testing.T) { testDomain(t, open) })
+	t.Run("Roles", func(t *testing.T) { testRoles(t, open) })
+	t.Run("Relation", func(t *testing.T) { testRelation(t, open) })
+	t.Run("Journal", func(t *testing.T) { testJournal(t, open) })
+	t.Run("Intent", func(t *testing.T) { testIntent(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 }
 

@@ -1,0 +1,100 @@
+package authority
+
+import (
+	"context"
+	"time"
+
+	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/ttlcache"
+)
+
+// cacheTTL bounds how long a read served from memory may lag the database.
+// This node drops what it changes at once; a change made by another node
+// on the same database shows here within cacheTTL.
+const cacheTTL = 5 * time.Second
+
+// readCache keeps the reads behind every Identity-Inquiry: certificates by
+// serial, services, relations, and identities' creation times.
+type readCache struct {
+	certs     *ttlcache.Cache[string, *mtlsid.Certificate]
+	services  *ttlcache.Cache[string, *mtlsid.Service]
+	relations *ttlcache.Cache[relKey, *mtlsid.Relation]
+	created   *ttlcache.Cache[string, time.Time]
+}
+
+type relKey struct{ service, identity string }
+
+func newReadCache(now func() time.Time) *readCache {
+	return &readCache{
+		certs:     ttlcache.New[string, *mtlsid.Certificate](cacheTTL, 500_000, now),
+		services:  ttlcache.New[string, *mtlsid.Service](cacheTTL, 10_000, now),
+		relations: ttlcache.New[relKey, *mtlsid.Relation](cacheTTL, 500_000, now),
+		created:   ttlcache.New[string, time.Time](time.Hour, 500_000, now),
+	}
+}
+
+// certificate returns the stored certificate with this decimal serial.
+// Callers must not modify it.
+func (a *Authority) certificate(ctx context.Context, serial string) (*mtlsid.Certificate, error) {
+	if c, ok := a.cache.certs.Get(serial); ok {
+		return c, nil
+	}
+	c, err := a.store.Certificate(ctx, serial)
+	if err != nil {
+		return nil, err
+	}
+	a.cache.certs.Put(serial, c)
+	return c, nil
+}
+
+func (a *Authority) service(ctx context.Context, id string) (*mtlsid.Service, error) {
+	if s, ok := a.cache.services.Get(id); ok {
+		return s, nil
+	}
+	s, err := a.store.Service(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	a.cache.services.Put(id, s)
+	return s, nil
+}
+
+func (a *Authority) relation(ctx context.Context, serviceID, identityID string) (*mtlsid.Relation, error) {
+	k := relKey{serviceID, identityID}
+	if r, ok := a.cache.relations.Get(k); ok {
+		return r, nil
+	}
+	r, err := a.store.Relation(ctx, serviceID, identityID)
+	if err != nil {
+		return nil, err
+	}
+	a.cache.relations.Put(k, r)
+	return r, nil
+}
+
+func (a *Authority) identityCreated(ctx context.Context, id string) (time.Time, error) {
+	if t, ok := a.cache.created.Get(id); ok {
+		return t, nil
+	}
+	ident, err := a.store.Identity(ctx, id)
+	if err != nil {
+		return time.Time{}, err
+	}
+	a.cache.created.Put(id, ident.CreatedAt)
+	return ident.CreatedAt, nil
+}
+
+// relationChanged drops what the service knows of the identity.
+func (a *Authority) relationChanged(serviceID, identityID string) {
+	a.cache.relations.Delete(relKey{serviceID, identityID})
+}
+
+// certificateRevoked drops the certificate; a revoked development
+// certificate may have undone changes anywhere in its service, so every
+// relation is dropped too.
+func (a *Authority) certificateRevoked(serial string) {
+	if c, ok := a.cache.certs.Get(serial); !ok || c.Development || c.Profile == mtlsid.ProfileAgent {
+		a.cache.relations.Clear()
+	}
+	a.cache.certs.Delete(serial)
+}

@@ -1,0 +1,94 @@
+// Package ttlcache is a bounded, concurrent map whose entries expire. The
+// authority keeps its hot reads in it (certificates and relations behind
+// Identity-Inquiry); writers drop the entries they change.
+package ttlcache
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+const shards = 64
+
+// Cache maps K to V for up to TTL, holding at most about Max entries. When a
+// shard is full, an arbitrary entry of it makes room. It is safe for
+// concurrent use. The zero value is not usable: use New.
+type Cache[K comparable, V any] struct {
+	ttl      time.Duration
+	perShard int
+	now      func() time.Time
+	seed     maphash.Seed
+	shards   [shards]shard[K, V]
+}
+
+type shard[K comparable, V any] struct {
+	mu sync.RWMutex
+	m  map[K]entry[V]
+}
+
+type entry[V any] struct {
+	v       V
+	expires time.Time
+}
+
+// New returns a cache. now nil means time.Now.
+func New[K comparable, V any](ttl time.Duration, max int, now func() time.Time) *Cache[K, V] {
+	if now == nil {
+		now = time.Now
+	}
+	c := &Cache[K, V]{ttl: ttl, perShard: max/shards + 1, now: now, seed: maphash.MakeSeed()}
+	for i := range c.shards {
+		c.shards[i].m = make(map[K]entry[V])
+	}
+	return c
+}
+
+func (c *Cache[K, V]) shard(k K) *shard[K, V] {
+	return &c.shards[maphash.Comparable(c.seed, k)%shards]
+}
+
+// Get returns the live value for k.
+func (c *Cache[K, V]) Get(k K) (V, bool) {
+	s := c.shard(k)
+	s.mu.RLock()
+	e, ok := s.m[k]
+	s.mu.RUnlock()
+	if !ok || !c.now().Before(e.expires) {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}
+
+// Put stores v for k.
+func (c *Cache[K, V]) Put(k K, v V) {
+	s := c.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[k]; !ok && len(s.m) >= c.perShard {
+		for old := range s.m {
+			delete(s.m, old)
+			break
+		}
+	}
+	s.m[k] = entry[V]{v: v, expires: c.now().Add(c.ttl)}
+}
+
+// Delete drops k.
+func (c *Cache[K, V]) Delete(k K) {
+	s := c.shard(k)
+	s.mu.Lock()
+	delete(s.m, k)
+	s.mu.Unlock()
+}
+
+// Clear drops everything.
+func (c *Cache[K, V]) Clear() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		clear(s.m)
+		s.mu.Unlock()
+	}
+}

@@ -1,0 +1,352 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mtlsid/mtlsid"
+)
+
+// The RelationStore writes run through change (journal.go): one
+// transaction with c.Audit, journaled when c.Development is set. A change
+// naming an unknown service or identity is ErrNotFound.
+
+// maxTrust is the most tokens of trust a service may give an identity.
+const maxTrust = 10000
+
+// GrantRole grants a role; granting a held role changes nothing (and
+// journals nothing) but is no error. A zero CreatedAt becomes c.At.
+func (s *Store) GrantRole(ctx context.Context, g mtlsid.RoleGrant, c mtlsid.Change) error {
+	if err := required("role", g.Role); err != nil {
+		return err
+	}
+	if !validText(g.ServiceID, g.IdentityID, g.Role) {
+		return errText
+	}
+	return s.change(ctx, "grant role", c, func(tx *tx, at time.Time) (*journalEntry, error) {
+		created := at
+		if !g.CreatedAt.IsZero() {
+			created = norm(g.CreatedAt)
+		}
+		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO role_grants (service_id, identity_id, role, created_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, g.ServiceID, g.IdentityID, g.Role, micros(created)))
+		if err != nil {
+			return nil, constraint(err, fmt.Sprintf("service %s or identity %s", g.ServiceID, g.IdentityID))
+		}
+		if n == 0 {
+			return nil, nil
+		}
+		return &journalEntry{kind: journalRole, serviceID: g.ServiceID, identityID: g.IdentityID, key: g.Role}, nil
+	})
+}
+
+// RevokeRole takes a role away: ErrNotFound if it was not held.
+func (s *Store) RevokeRole(ctx context.Context, serviceID, identityID, role string, c mtlsid.Change) error {
+	if !validText(serviceID, identityID, role) {
+		return errText
+	}
+	return s.change(ctx, "revoke role", c, func(tx *tx, at time.Time) (*journalEntry, error) {
+		var created int64
+		err := tx.QueryRowContext(ctx, `DELETE FROM role_grants WHERE service_id = ? AND identity_id = ? AND role = ?
+			RETURNING created_at`, serviceID, identityID, role).Scan(&created)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("role %q of %s at %s: %w", role, identityID, serviceID, mtlsid.ErrNotFound)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &journalEntry{kind: journalRole, serviceID: serviceID, identityID: identityID, key: role,
+			before: &image{CreatedAt: created}}, nil
+	})
+}
+
+const grantColumns = `service_id, identity_id, role, created_at`
+
+func scanGrant(row scanner) (mtlsid.RoleGrant, error) {
+	var g mtlsid.RoleGrant
+	var created int64
+	err := row.Scan(&g.ServiceID, &g.IdentityID, &g.Role, &created)
+	g.CreatedAt = fromMicros(created)
+	return g, err
+}
+
+// ServiceGrants lists a service's role grants by identity and role.
+func (s *Store) ServiceGrants(ctx context.Context, serviceID string) ([]mtlsid.RoleGrant, error) {
+	gs, err := queryList(ctx, s.read, scanGrant,
+		`SELECT `+grantColumns+` FROM role_grants WHERE service_id = ? ORDER BY identity_id, role`, serviceID)
+	return gs, fail("service grants", err)
+}
+
+// IdentityGrants lists an identity's role grants in every service, by
+// service and role.
+func (s *Store) IdentityGrants(ctx context.Context, identityID string) ([]mtlsid.RoleGrant, error) {
+	gs, err := queryList(ctx, s.read, scanGrant,
+		`SELECT `+grantColumns+` FROM role_grants WHERE identity_id = ? ORDER BY service_id, role`, identityID)
+	return gs, fail("identity grants", err)
+}
+
+// BindLocalUser binds u.Name at the service to u.IdentityID, replacing the
+// identity's earlier binding there: ErrLocalUserBound (changing nothing,
+// appending no audit) if exactly this binding exists, ErrLocalUserTaken if
+// the name belongs to another identity. A zero CreatedAt becomes c.At.
+func (s *Store) BindLocalUser(ctx context.Context, u mtlsid.LocalUser, c mtlsid.Change) error {
+	if err := required("local user name", u.Name); err != nil {
+		return err
+	}
+	if !validText(u.ServiceID, u.IdentityID, u.Name) {
+		return errText
+	}
+	return s.change(ctx, "bind local user", c, func(tx *tx, at time.Time) (*journalEntry, error) {
+		var holder string
+		err := tx.QueryRowContext(ctx, `SELECT identity_id FROM local_users WHERE service_id = ? AND name = ?`,
+			u.ServiceID, u.Name).Scan(&holder)
+		switch {
+		case err == nil && holder == u.IdentityID:
+			return nil, mtlsid.ErrLocalUserBound
+		case err == nil:
+			return nil, mtlsid.ErrLocalUserTaken
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, err
+		}
+		e := &journalEntry{kind: journalLocalUser, serviceID: u.ServiceID, identityID: u.IdentityID}
+		var b image
+		err = tx.QueryRowContext(ctx, `DELETE FROM local_users WHERE service_id = ? AND identity_id = ?
+			RETURNING name, age_days, created_at`, u.ServiceID, u.IdentityID).Scan(&b.Name, &b.AgeDays, &b.CreatedAt)
+		switch {
+		case err == nil:
+			e.before = &b
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, err
+		}
+		created := at
+		if !u.CreatedAt.IsZero() {
+			created = norm(u.CreatedAt)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO local_users (service_id, identity_id, name, age_days, created_at)
+			VALUES (?, ?, ?, ?, ?)`, u.ServiceID, u.IdentityID, u.Name, u.AgeDays, micros(created)); err != nil {
+			return nil, constraint(err, fmt.Sprintf("service %s or identity %s", u.ServiceID, u.IdentityID))
+		}
+		return e, nil
+	})
+}
+
+// LocalUserIdentity returns the identity a service bound a local name to:
+// ErrNotFound.
+func (s *Store) LocalUserIdentity(ctx context.Context, serviceID, name string) (string, error) {
+	var id string
+	err := s.read.QueryRowContext(ctx, `SELECT identity_id FROM local_users WHERE service_id = ? AND name = ?`,
+		serviceID, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", mtlsid.ErrNotFound
+	}
+	return id, fail("local user identity", err)
+}
+
+// UnbindLocalUser removes a service's binding of a local name: ErrNotFound.
+func (s *Store) UnbindLocalUser(ctx context.Context, serviceID, name string, c mtlsid.Change) error {
+	if !validText(serviceID, name) {
+		return errText
+	}
+	return s.change(ctx, "unbind local user", c, func(tx *tx, at time.Time) (*journalEntry, error) {
+		e := &journalEntry{kind: journalLocalUser, serviceID: serviceID, before: &image{}}
+		err := tx.QueryRowContext(ctx, `DELETE FROM local_users WHERE service_id = ? AND name = ?
+			RETURNING identity_id, name, age_days, created_at`, serviceID, name).
+			Scan(&e.identityID, &e.before.Name, &e.before.AgeDays, &e.before.CreatedAt)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("local user %q at %s: %w", name, serviceID, mtlsid.ErrNotFound)
+		}
+		return e, err
+	})
+}
+
+// AddTrust adds tokens of trust (negative takes away); the result is kept
+// within 0..10000. A change that leaves the count as it was writes and
+// journals nothing.
+func (s *Store) AddTrust(ctx context.Context, serviceID, identityID string, tokens int, c mtlsid.Change) error {
+	if !validText(serviceID, identityID) {
+		return errText
+	}
+	return s.change(ctx, "add trust", c, func(tx *tx, at time.Time) (*journalEntry, error) {
+		e := &journalEntry{kind: journalTrust, serviceID: serviceID, identityID: identityID}
+		var b image
+		err := tx.QueryRowContext(ctx, `SELECT tokens, updated_at FROM trust WHERE service_id = ? AND identity_id = ?`,
+			serviceID, identityID).Scan(&b.Tokens, &b.UpdatedAt)
+		switch {
+		case err == nil:
+			e.before = &b
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, err
+		}
+		n := addTokens(b.Tokens, tokens)
+		if n == b.Tokens {
+			// Nothing changes, not even a row of 0 for a pair without one;
+			// the identity and service are still checked.
+			return nil, checkPair(ctx, tx, serviceID, identityID)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO trust (service_id, identity_id, tokens, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (service_id, identity_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
+			serviceID, identityID, n, micros(at)); err != nil {
+			return nil, constraint(err, fmt.Sprintf("service %s or identity %s", serviceID, identityID))
+		}
+		return e, nil
+	})
+}
+
+// addTokens returns have+add kept within 0..maxTrust, without overflowing.
+func addTokens(have, add int) int {
+	add = min(max(add, -maxTrust), maxTrust)
+	return min(max(have+add, 0), maxTrust)
+}
+
+// checkPair returns ErrNotFound unless both the service and the identity
+// are stored: what the foreign keys check on a write that writes nothing.
+func checkPair(ctx context.Context, tx *tx, serviceID, identityID string) error {
+	var ok bool
+	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM services WHERE id = ?)
+		AND EXISTS (SELECT 1 FROM identities WHERE id = ?)`, serviceID, identityID).Scan(&ok)
+	if err == nil && !ok {
+		return fmt.Errorf("service %s or identity %s: %w", serviceID, identityID, mtlsid.ErrNotFound)
+	}
+	return err
+}
+
+// SetSecret stores the service's secret for an identity; "" clears it. A
+// change that leaves the secret as it was writes and journals nothing.
+func (s *Store) SetSecret(ctx context.Context, serviceID, identityID, secret string, c mtlsid.Change) error {
+	if !validText(serviceID, identityID, secret) {
+		return errText
+	}
+	return s.change(ctx, "set secret", c, func(tx *tx, at time.Time) (*journalEntry, error) {
+		e := &journalEntry{kind: journalSecret, serviceID: serviceID, identityID: identityID}
+		var b image
+		err := tx.QueryRowContext(ctx, `SELECT secret, updated_at FROM secrets WHERE service_id = ? AND identity_id = ?`,
+			serviceID, identityID).Scan(&b.Secret, &b.UpdatedAt)
+		switch {
+		case err == nil:
+			e.before = &b
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, err
+		}
+		switch {
+		case secret == b.Secret: // also "" with no row
+			return nil, checkPair(ctx, tx, serviceID, identityID)
+		case secret == "":
+			_, err = tx.ExecContext(ctx, `DELETE FROM secrets WHERE service_id = ? AND identity_id = ?`, serviceID, identityID)
+		default:
+			_, err = tx.ExecContext(ctx, `INSERT INTO secrets (service_id, identity_id, secret, updated_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (service_id, identity_id) DO UPDATE SET secret = excluded.secret, updated_at = excluded.updated_at`,
+				serviceID, identityID, secret, micros(at))
+		}
+		if err != nil {
+			return nil, constraint(err, fmt.Sprintf("service %s or identity %s", serviceID, identityID))
+		}
+		return e, nil
+	})
+}
+
+// ReportIntrusion stores a report: ErrConflict if the service already
+// reported this certificate, or if the reference is taken. A zero
+// CreatedAt becomes c.At.
+func (s *Store) ReportIntrusion(ctx context.Context, in mtlsid.Intrusion, c mtlsid.Change) error {
+	if err := required("intrusion reference", in.Ref); err != nil {
+		return err
+	}
+	if !validText(in.Ref, in.ServiceID, in.IdentityID, in.Serial, in.Severity, in.Message, in.Detail) {
+		return errText
+	}
+	return s.change(ctx, "report intrusion", c, func(tx *tx, at time.Time) (*journalEntry, error) {
+		created := at
+		if !in.CreatedAt.IsZero() {
+			created = norm(in.CreatedAt)
+		}
+		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO intrusions
+			(ref, service_id, identity_id, serial, severity, message, detail, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			in.Ref, in.ServiceID, in.IdentityID, in.Serial, in.Severity, in.Message, in.Detail, micros(created)))
+		if err != nil {
+			return nil, constraint(err, fmt.Sprintf("service %s or identity %s", in.ServiceID, in.IdentityID))
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("intrusion report %s by %s on certificate %s: %w", in.Ref, in.ServiceID, in.Serial, mtlsid.ErrConflict)
+		}
+		return &journalEntry{kind: journalIntrusion, serviceID: in.ServiceID, identityID: in.IdentityID, key: in.Ref}, nil
+	})
+}
+
+// WithdrawIntrusion removes the service's own report: ErrNotFound, also
+// for another service's report.
+func (s *Store) WithdrawIntrusion(ctx context.Context, serviceID, ref string, c mtlsid.Change) error {
+	if !validText(serviceID, ref) {
+		return errText
+	}
+	return s.change(ctx, "withdraw intrusion", c, func(tx *tx, at time.Time) (*journalEntry, error) {
+		e := &journalEntry{kind: journalIntrusion, serviceID: serviceID, key: ref, before: &image{}}
+		b := e.before
+		err := tx.QueryRowContext(ctx, `DELETE FROM intrusions WHERE ref = ? AND service_id = ?
+			RETURNING identity_id, serial, severity, message, detail, created_at`, ref, serviceID).
+			Scan(&e.identityID, &b.Serial, &b.Severity, &b.Message, &b.Detail, &b.CreatedAt)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("intrusion report %s by %s: %w", ref, serviceID, mtlsid.ErrNotFound)
+		}
+		return e, err
+	})
+}
+
+// Relation returns what the service knows of the identity, in one query
+// on a prepared statement: a zero Relation (nil lists) if nothing.
+func (s *Store) Relation(ctx context.Context, serviceID, identityID string) (*mtlsid.Relation, error) {
+	var r mtlsid.Relation
+	var roles, sponsors, luName sql.NullString
+	var luAge, luCreated, tokens, shared sql.NullInt64
+	var secret sql.NullString
+	err := s.readStmts[selectRelation].QueryRowContext(ctx, serviceID, identityID).Scan(
+		&roles, &luName, &luAge, &luCreated, &tokens, &secret, &r.Intrusions, &shared,
+		&r.TrustTotal, &sponsors, &r.SitesFrequented)
+	if err != nil {
+		return nil, fail("relation", err)
+	}
+	r.Roles = splitList(roles)
+	if luName.Valid {
+		r.LocalUser = &mtlsid.LocalUser{ServiceID: serviceID, IdentityID: identityID, Name: luName.String,
+			AgeDays: int(luAge.Int64), CreatedAt: fromMicros(luCreated.Int64)}
+	}
+	r.TrustTokens, r.Secret, r.SharedAt = int(tokens.Int64), secret.String, fromOptMicros(shared)
+	r.TrustSponsors = splitList(sponsors)
+	return &r, nil
+}
+
+// splitList splits a NUL-joined list and sorts it; NULL is nil.
+func splitList(s sql.NullString) []string {
+	if !s.Valid {
+		return nil
+	}
+	list := strings.Split(s.String, "\x00")
+	slices.Sort(list)
+	return list
+}
+
+// RecordConsent notes that the person shared their identity with the
+// service at at (the transaction's time if zero). The first time counts:
+// later calls change nothing and append no audit event, but succeed.
+// Unknown service or identity: ErrNotFound.
+func (s *Store) RecordConsent(ctx context.Context, serviceID, identityID string, at time.Time, audit mtlsid.AuditEvent) error {
+	if !validText(serviceID, identityID) || !validEvents([]mtlsid.AuditEvent{audit}) {
+		return errText
+	}
+	return s.update(ctx, "record consent", func(tx *tx) error {
+		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO consents (service_id, identity_id, created_at)
+			VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, serviceID, identityID, micros(tx.timeOr(at))))
+		if err != nil {
+			return constraint(err, fmt.Sprintf("service %s or identity %s", serviceID, identityID))
+		}
+		if n == 0 {
+			return nil
+		}
+		return appendAudit(ctx, tx, []mtlsid.AuditEvent{audit})
+	})
+}
