@@ -191,10 +191,12 @@ func newRef(r io.Reader) (string, error) {
 	}
 	for {
 		s := base64.RawURLEncoding.EncodeToString(b)
-		if looksLikeIntent(s) {
+		// A reference must not pass for a serial (all digits:
+		// astronomically unlikely) nor for a command-line flag (a leading
+		// "-", one in 32): draw again.
+		if looksLikeIntent(s) && s[0] != '-' && s[0] != '_' {
 			return s, nil
 		}
-		// All 43 characters digits: astronomically unlikely; draw again.
 		if _, err := io.ReadFull(r, b); err != nil {
 			return "", err
 		}
