@@ -358,5 +358,55 @@ func TestIdentityAPIOnAPIHost(t *testing.T) {
 		if !strings.Contains(string(body), wire.OK0000) {
 			t.Errorf("ping at / on api.*: %s", body)
 		}
+
+		// The sign-on page at /<ref> on a host named signon.*.
+		r := e.call(api, http.MethodPut, wire.ObjIntent, wire.Intent{ReturnURL: "https://shop.acme.mtls.test/"})
+		var ref wire.IntentReference
+		_ = r.Decode(&ref)
+		req, _ = http.NewRequest(http.MethodGet, e.url+"/"+ref.Value, nil)
+		req.Host = "signon.acme.test"
+		person := e.enroll("p", mtlsid.TokenDevice)
+		resp, err = e.httpClient(&person.tls).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Share your identity") {
+			t.Errorf("sign-on at /<ref> on signon.*: %s\n%s", resp.Status, body)
+		}
+	})
+}
+
+// TestInquiryForAnotherService: a service may ask relative to another
+// service of its organization, never of another organization.
+func TestInquiryForAnotherService(t *testing.T) {
+	backends(t, func(t *testing.T, open func(t *testing.T) mtlsid.Store) {
+		e := newEnv(t, open(t))
+		ctx := context.Background()
+		admin := e.enroll("admin", mtlsid.TokenDevice)
+		shop := e.org(admin, "acme", "shop")
+		blog, err := e.auth.CreateService(ctx, e.record(admin), "acme", "blog")
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := e.enroll("other-admin", mtlsid.TokenDevice)
+		foreign := e.org(other, "globex", "store")
+		api := e.apiCert(admin, shop.ID, false)
+		person := e.enroll("p", mtlsid.TokenDevice)
+		if err := e.auth.DefineRole(ctx, e.record(admin), blog.ID, "editor"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.auth.GrantRole(ctx, e.record(admin), blog.ID, person.serial, "editor"); err != nil {
+			t.Fatal(err)
+		}
+		r := e.call(api, http.MethodGet, wire.ObjIdentityInquiry, wire.IdentityInquiry{SerialNumber: person.serial, Service: blog.ID})
+		if r.Outcome() != wire.PB0003 {
+			t.Errorf("inquiry for blog: %s", r.Body)
+		}
+		r = e.call(api, http.MethodGet, wire.ObjIdentityInquiry, wire.IdentityInquiry{SerialNumber: person.serial, Service: foreign.ID})
+		if r.Outcome() != wire.ER0009 {
+			t.Errorf("inquiry for another organization's service: %s", r.Body)
+		}
 	})
 }

@@ -5,13 +5,14 @@ package ttlcache
 
 import (
 	"hash/maphash"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
 
 const shards = 64
 
-// Cache maps K to V for up to TTL, holding at most about Max entries. When a
+// Cache maps K to V for up to TTL (each entry a little less, at random), holding at most about Max entries. When a
 // shard is full, an arbitrary entry of it makes room. It is safe for
 // concurrent use. The zero value is not usable: use New.
 type Cache[K comparable, V any] struct {
@@ -72,7 +73,10 @@ func (c *Cache[K, V]) Put(k K, v V) {
 			break
 		}
 	}
-	s.m[k] = entry[V]{v: v, expires: c.now().Add(c.ttl)}
+	// Up to a fifth less than the TTL, at random, so that entries cached
+	// together do not all expire together and send a burst to the database.
+	ttl := c.ttl - time.Duration(rand.Int64N(int64(c.ttl)/5+1))
+	s.m[k] = entry[V]{v: v, expires: c.now().Add(ttl)}
 }
 
 // Delete drops k.

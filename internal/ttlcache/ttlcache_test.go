@@ -13,7 +13,11 @@ func TestExpiryAndBounds(t *testing.T) {
 	if v, ok := c.Get("a"); !ok || v != 1 {
 		t.Fatalf("Get = %v %v", v, ok)
 	}
-	now = now.Add(time.Second)
+	now = now.Add(799 * time.Millisecond)
+	if _, ok := c.Get("a"); !ok {
+		t.Fatal("entry expired before four fifths of its TTL")
+	}
+	now = now.Add(201 * time.Millisecond)
 	if _, ok := c.Get("a"); ok {
 		t.Fatal("entry outlived its TTL")
 	}
