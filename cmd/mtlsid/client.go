@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/mtlsid/mtlsid"
-	"github.com/mtlsid/mtlsid/ca"
+	"github.com/mtlsid/mtlsid/agent"
 	"github.com/mtlsid/mtlsid/internal/atomicfile"
 	"github.com/mtlsid/mtlsid/sdk"
 	"github.com/mtlsid/mtlsid/selfapi/wire"
@@ -219,28 +219,28 @@ func renew(ctx context.Context, name string, tentative bool, args []string, stdo
 	if len(rest) != 0 {
 		return &usageError{fmt.Sprintf("usage: mtlsid %s [--server URL] [--ca FILE] [--dir DIR] [--name NAME]", name)}
 	}
-	sc, err := c.client(true, stderr)
+	if _, err := os.Stat(c.base() + ".cer"); err != nil {
+		return fmt.Errorf("no identity %q in %s: enroll first (mtlsid enroll TOKEN), or pick one with --name/--dir", c.name, c.dir)
+	}
+	roots, err := c.roots()
 	if err != nil {
 		return err
 	}
-	key, csr, err := newKeyAndCSR(c.name)
-	if err != nil {
-		return err
+	// The same engine as `mtlsid agent`: key made here, files written
+	// atomically with the old ones kept as .prev.
+	eng := &agent.Engine{Server: c.server, Roots: roots, Timeout: c.timeout}
+	if c.verbose {
+		eng.Trace = stderr
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	res, err := sc.Renew(ctx, wire.Args{Tentative: tentative, RevokePrevious: revokePrev, CSR: base64.StdEncoding.EncodeToString(csr)})
+	out, err := eng.Renew(ctx, agent.Identity{Name: c.name, Files: agent.Files{Base: c.base()}, RevokePrevious: revokePrev}, !tentative)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	if res.Outcome == wire.OutcomeNotDue {
-		fmt.Fprintf(stdout, "not due: %q (serial %s) renews from %s\n", c.name, res.SerialNumber, time.UnixMilli(res.RenewalDue).Format(time.RFC3339))
+	if !out.Renewed {
+		fmt.Fprintf(stdout, "not due: %q (serial %s) renews from %s\n", c.name, out.Serial, out.Due.Format(time.RFC3339))
 		return nil
 	}
-	if err := c.save(key, res); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "renewed %q: serial %s, valid until %s\n", c.name, res.SerialNumber, time.UnixMilli(res.NotAfter).Format(time.RFC3339))
+	fmt.Fprintf(stdout, "renewed %q: serial %s, valid until %s\n", c.name, out.Serial, out.NotAfter.Format(time.RFC3339))
 	return nil
 }
 
@@ -365,38 +365,7 @@ func (c *clientFlags) save(key *ecdsa.PrivateKey, res *wire.CertificateResult) e
 	if !publicKeyMatches(certs[0], key) {
 		return errors.New("server certified a different key than ours; nothing written")
 	}
-	chain, err := parsePEMCerts(chainPEM)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	password := ca.NewPassword(rand.Reader)
-	p12, err := ca.PKCS12(key, certs[0], chain, password)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return err
-	}
-	files := []struct {
-		ext  string
-		data []byte
-	}{
-		{".key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})},
-		{".cer", certPEM},
-		{".chain.pem", chainPEM},
-		{".p12", p12},
-		{".password", []byte(password + "\n")},
-	}
-	for _, f := range files {
-		if err := atomicfile.Write(c.base()+f.ext, f.data, 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
+	return agent.Files{Base: c.base()}.Save(key, certPEM, chainPEM)
 }
 
 func publicKeyMatches(cert *x509.Certificate, key *ecdsa.PrivateKey) bool {

@@ -68,6 +68,7 @@ func commands() []command {
 		{"update-service", "with an API certificate: renew the service's server certificate if due", runUpdateService},
 		{"list-service-roles", "your roles in every service, as JSON", runListServiceRoles},
 		{"inquire", "with an API certificate: ask who holds a certificate (Identity-Inquiry)", runInquire},
+		{"agent", "keep this machine's certificates fresh (daemon, or --once for cron)", runAgent},
 		{"bench", "seed test identities, or load a server with inquiries (loopback only)", runBench},
 	}
 }
