@@ -57,6 +57,8 @@ type Store interface {
 	RelationStore
 	// Redirect sign-on.
 	IntentStore
+	// Contacts, expiry notices, their delivery log, and job leases.
+	NoticeStore
 
 	// AppendAudit adds events to the audit chain, in order.
 	AppendAudit(ctx context.Context, events ...AuditEvent) error

@@ -124,11 +124,18 @@ func TestAgentRenewsDeviceAndRunsHook(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The hook runs right after the files are written.
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("reload hook did not run")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	cancel()
 	<-done
-	if _, err := os.Stat(marker); err != nil {
-		t.Errorf("reload hook did not run: %v", err)
-	}
 	if _, err := os.Stat(f.Base + ".cer.prev"); err != nil {
 		t.Errorf("old certificate not kept as .prev: %v", err)
 	}

@@ -41,6 +41,9 @@ type Config struct {
 	// Verifier checks domain challenges. Nil means domains other than the
 	// default ones cannot be verified (KindNotImplemented).
 	Verifier DomainVerifier
+	// OpenSignup lets people sign up without an enrollment token (see
+	// SignUp). False means a token is needed.
+	OpenSignup bool
 }
 
 // Authority runs mtlsid's use cases. It is safe for concurrent use. Close
@@ -58,8 +61,10 @@ type Authority struct {
 
 	baseDomain string
 	verifier   DomainVerifier
+	openSignup bool
 	recent     *recentCalls
 	cache      *readCache
+	bus        *revocationBus
 }
 
 // New returns an Authority for cfg and starts its group committer.
@@ -104,8 +109,10 @@ func New(cfg Config) (*Authority, error) {
 		return nil, mtlsid.Errorf(mtlsid.KindInvalid, "authority: base domain %q is not a domain name", a.baseDomain)
 	}
 	a.verifier = cfg.Verifier
+	a.openSignup = cfg.OpenSignup
 	a.recent = newRecentCalls(50, 100000)
 	a.cache = newReadCache(a.now)
+	a.bus = newRevocationBus()
 	a.commit = newCommitter(cfg.Store, maxBatch, a.log)
 	return a, nil
 }

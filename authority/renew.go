@@ -59,7 +59,10 @@ func (a *Authority) Renew(ctx context.Context, caller *mtlsid.Certificate, req R
 	s := signing{
 		at: now, profile: caller.Profile, identityID: caller.IdentityID, name: name,
 		deviceType: caller.DeviceType, pub: pub, key: key, renewedFrom: caller.Serial,
-		actor: caller.Serial, auditType: mtlsid.AuditCertRenewed,
+		// A development API certificate renews into a development one: its
+		// successor's changes must be undone by revocation too.
+		development: caller.Development,
+		actor:       caller.Serial, auditType: mtlsid.AuditCertRenewed,
 	}
 	if req.RevokePrevious {
 		s.revokeSerial = caller.Serial

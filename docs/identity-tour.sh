@@ -60,9 +60,11 @@ step "discover intent, then the sign-on page with the device certificate"
 out=$(curl -s "${DEV[@]}" -X PUT "$URL/v1" -d '{"Intent":{"type":"discover","return-url":"https://shop.acme.mtls.local/welcome"}}')
 REF=$(grep -o '"value":"[^"]*"' <<<"$out" | cut -d'"' -f4)
 expect "intent reference" "$out" "Intent-Reference"
-page=$(curl -s "${ALICE_TLS[@]}" "$URL/signon/$REF")
+# Like a browser: keep the page's cookie and send the form's CSRF token.
+page=$(curl -s -c "$W/cookies" "${ALICE_TLS[@]}" "$URL/signon/$REF")
 expect "consent page" "$page" "Share your identity with shop.acme"
-loc=$(curl -s -o /dev/null -w '%{redirect_url}' "${ALICE_TLS[@]}" -X POST -d consent=yes "$URL/signon/$REF")
+CSRF=$(grep -o 'name="csrf" value="[^"]*"' <<<"$page" | cut -d'"' -f4)
+loc=$(curl -s -b "$W/cookies" -o /dev/null -w '%{redirect_url}' "${ALICE_TLS[@]}" -X POST -d consent=yes -d "csrf=$CSRF" "$URL/signon/$REF")
 expect "redirect back to the service" "$loc" "https://shop.acme.mtls.local/welcome?identity-plus-intent=$REF"
 out=$("$MTLSID" inquire "$REF" "${DEV_CLI[@]}")
 expect "inquiry by the intent reference" "$out" "OK 0001"

@@ -1,7 +1,11 @@
-// Package sdk is mtlsid's client library for Go programs: today the
-// self-authority client that the CLI uses to enroll, renew, list and revoke.
-// The Identity API client and net/http middleware follow (see the README).
+// Package sdk is mtlsid's library for Go services: the Identity API client
+// (IdentityClient, every /v1 object as a typed call, errors carrying the
+// outcome), the self-authority client (SelfClient), net/http middleware
+// that identifies visitors by certificate, trusted proxy headers or the
+// sign-on redirect (Middleware), and the renewal of the service's own API
+// certificate (Renewer). See docs/sdk.md.
 //
-// It imports the root package and wire types only, never a store or the
-// CA, so services that import it stay small.
+// Any program may import it. It imports the root package and the wire
+// types only, never a store, the CA or the server, so services that import
+// it stay small (deps_test.go pins this).
 package sdk

@@ -23,9 +23,7 @@ import (
 // interface per area so that each file declares what it calls.
 // *authority.Authority satisfies it. Every administrative method checks the
 // caller's organization role itself; the handler authenticates the caller
-// and checks that arguments are present and well formed. The one decision
-// it makes is create_token's (see createToken), because CreateToken serves
-// the operator too and checks nothing.
+// and checks that arguments are present and well formed.
 type Authority interface {
 	DeviceAuthority
 	OrgAuthority

@@ -76,7 +76,10 @@ func (e *env) now() time.Time { return time.Now().Add(time.Duration(e.offset.Loa
 // advance moves the clock of the authority and server forward.
 func (e *env) advance(d time.Duration) { e.offset.Add(int64(d)) }
 
-func newEnv(t testing.TB, store mtlsid.Store) *env {
+// envOption changes the authority's or the server's configuration.
+type envOption func(*authority.Config, *server.Config)
+
+func newEnv(t testing.TB, store mtlsid.Store, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, store: store}
 	dir := t.TempDir()
@@ -102,17 +105,21 @@ func newEnv(t testing.TB, store mtlsid.Store) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.auth, err = authority.New(authority.Config{
+	acfg := authority.Config{
 		Store: store, CA: c, Now: e.now, BaseDomain: "mtls.test", Verifier: verifier,
 		OnRevoke: func(ctx context.Context) { e.srv.RevocationHook(ctx) },
-	})
+	}
+	scfg := server.Config{Store: store, DataDir: dir, Hostnames: []string{"localhost", "127.0.0.1"}, Now: e.now}
+	for _, o := range opts {
+		o(&acfg, &scfg)
+	}
+	e.auth, err = authority.New(acfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.auth.Close)
-	e.srv, err = server.New(context.Background(), server.Config{
-		Authority: e.auth, Store: store, DataDir: dir, Hostnames: []string{"localhost", "127.0.0.1"}, Now: e.now,
-	})
+	scfg.Authority = e.auth
+	e.srv, err = server.New(context.Background(), scfg)
 	if err != nil {
 		t.Fatal(err)
 	}

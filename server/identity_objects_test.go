@@ -77,7 +77,7 @@ func TestIdentityAPIObjects(t *testing.T) {
 		if r, _ := e.inquire(api, bob.serial); r.Outcome() != wire.PB0005 {
 			t.Errorf("reported certificate: %s", r.Outcome())
 		}
-		if r := e.call(api, http.MethodDelete, wire.ObjIntrusionReference, wire.IntrusionReference{Value: num.Value}); r.Outcome() != wire.OK0000 {
+		if r := e.call(api, http.MethodDelete, wire.ObjIntrusionReference, wire.IntrusionReference(num)); r.Outcome() != wire.OK0000 {
 			t.Errorf("withdraw: %s", r.Body)
 		}
 		if r, _ := e.inquire(api, bob.serial); r.Outcome() != wire.OK0002 {

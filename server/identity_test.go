@@ -83,7 +83,7 @@ func (e *env) inquire(api *device, ref string) (*sdk.Reply, wire.IdentityProfile
 // the consent form, returning where the page finally redirects.
 func (e *env) signon(person *device, ref string) string {
 	e.t.Helper()
-	hc := e.httpClient(&person.tls)
+	hc := e.browser(person)
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := hc.Get(e.url + "/signon/" + ref)
 	if err != nil {
@@ -95,7 +95,7 @@ func (e *env) signon(person *device, ref string) string {
 		if !strings.Contains(string(body), "Share") {
 			e.t.Fatalf("sign-on page without consent form:\n%s", body)
 		}
-		resp, err = hc.PostForm(e.url+"/signon/"+ref, url.Values{"consent": {"yes"}})
+		resp, err = hc.PostForm(e.url+"/signon/"+ref, url.Values{"consent": {"yes"}, "csrf": {formToken(e.t, body)}})
 		if err != nil {
 			e.t.Fatal(err)
 		}

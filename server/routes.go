@@ -42,8 +42,9 @@ func (s *Server) routes(api, idapi, signon http.Handler) http.Handler {
 	s.revocationRoutes(mux)
 	mux.Handle(wire.Path, api)
 	mux.Handle(idwire.Path, idapi)
+	mux.HandleFunc("GET "+idwire.Path+"/events", s.events.serve)
 	mux.Handle("/signon/{ref}", signon)
-	mux.HandleFunc("GET /{$}", s.index)
+	mux.Handle("/", s.pages)
 	return s.metrics.wrap(securityHeaders(byHost(mux, idapi, signon)))
 }
 
@@ -96,22 +97,6 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "ready")
-}
-
-func (s *Server) index(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	ca := s.cfg.Authority.CA()
-	fmt.Fprintf(w, `mtlsid authority
-
-CA root fingerprint (SHA-256): %s
-
-Trust material:  /ca/root.pem  /ca/root.crt  /ca/chain.pem  /download/trust-chain?format=pem
-Revocation:      /ca/crl  /ca/ocsp
-Self-authority:  POST /api/v1
-Health:          /healthz  /readyz  /metrics
-
-Enroll a device:  mtlsid enroll TOKEN --server https://%s --ca mtlsid-root.pem
-`, ca.RootFingerprint(), r.Host)
 }
 
 func download(body []byte, contentType, filename string) http.HandlerFunc {

@@ -10,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/mtlsid/mtlsid"
 	"github.com/mtlsid/mtlsid/authority"
 	"github.com/mtlsid/mtlsid/identityapi"
+	"github.com/mtlsid/mtlsid/notify"
 	"github.com/mtlsid/mtlsid/revocation"
 	"github.com/mtlsid/mtlsid/selfapi"
 	"github.com/mtlsid/mtlsid/web"
@@ -47,6 +49,10 @@ type Config struct {
 	// FailedEnrollLimit is passed to the self-authority API (see
 	// selfapi.Config).
 	FailedEnrollLimit int
+	// SignupsPerHour is passed to the pages (see web.Config).
+	SignupsPerHour int
+	// Notifier, if set, sends expiry notices: Run runs it.
+	Notifier *notify.Notifier
 }
 
 // Server is a configured `mtlsid serve`. Create it with New, start it with
@@ -62,6 +68,8 @@ type Server struct {
 	http    *http.Server
 	plain   *RevocationServer
 	tls     *tls.Config
+	pages   *web.Pages
+	events  *eventStreams
 }
 
 // New prepares a server: it loads or issues the serving certificate and
@@ -116,7 +124,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.pages, err = web.NewPages(web.Config{Authority: cfg.Authority, Root: ca.Root(), Chain: ca.Chain(), Logger: s.log, Now: s.now, SignupsPerHour: cfg.SignupsPerHour}); err != nil {
+		return nil, err
+	}
 	s.tls = s.tlsConfig()
+	s.events = newEventStreams(cfg.Authority)
 	s.plain = s.RevocationServer()
 	s.plain.http.Handler = s.plainHandler(s.plain.http.Handler)
 	s.http = &http.Server{
@@ -129,6 +141,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	s.http.RegisterOnShutdown(s.events.shutdown)
 	return s, nil
 }
 
@@ -182,10 +195,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.http.Shutdown(ctx)
 }
 
-// Run runs the background jobs until ctx ends: the daily CRL and the
-// renewal of the serving certificate.
+// Run runs the background jobs until ctx ends: the daily CRL, the
+// renewal of the serving certificate, and the expiry notices.
 func (s *Server) Run(ctx context.Context) {
-	go s.crl.Run(ctx, 24*time.Hour)
+	// Run returns only once every job has stopped, so that the caller can
+	// close the store and the data directory behind them.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.crl.Run(ctx, 24*time.Hour) })
+	if s.cfg.Notifier != nil {
+		wg.Go(func() { s.cfg.Notifier.Run(ctx) })
+	}
 	for {
 		wait := time.Until(s.cert.renewAt())
 		if wait > time.Hour {

@@ -30,6 +30,8 @@ type serveFlags struct {
 	baseDomain    string
 	dnsResolver   string
 	debugListen   string
+	openSignup    bool
+	notices       noticeFlags
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -46,7 +48,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&f.serverCertTTL, "server-cert-lifetime", 0, "lifetime of the serving certificate (default 2160h, 90 days)")
 	fs.StringVar(&f.baseDomain, "base-domain", "mtls.local", "parent of services' default domains (<service>.<org>.BASE)")
 	fs.StringVar(&f.debugListen, "debug-listen", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
+	fs.BoolVar(&f.openSignup, "open-signup", false, "let anyone sign up for a certificate on the /signup page, without an enrollment token (rate-limited per address)")
 	fs.StringVar(&f.dnsResolver, "dns-resolver", "", "DNS server (host:port) for domain verification (default: the system's)")
+	f.notices.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -116,7 +120,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, stdout io.Write
 	}
 	var srv *server.Server
 	auth, err := authority.New(authority.Config{
-		Store: store, CA: cauth, Logger: log, BaseDomain: f.baseDomain, Verifier: verifier,
+		Store: store, CA: cauth, Logger: log, BaseDomain: f.baseDomain, Verifier: verifier, OpenSignup: f.openSignup,
 		OnRevoke: func(ctx context.Context) { srv.RevocationHook(ctx) },
 		OnIssue:  func(p mtlsid.Profile) { srv.IssueHook(p) },
 	})
@@ -129,9 +133,13 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, stdout io.Write
 			return err
 		}
 	}
+	notifier, err := f.notices.notifier(store, "https://"+publicAddr(f.hostnames[0], ln.Addr()), log)
+	if err != nil {
+		return err
+	}
 	srv, err = server.New(ctx, server.Config{
 		Authority: auth, Store: store, DataDir: f.data, Hostnames: f.hostnames,
-		ServerCertLifetime: f.serverCertTTL, Logger: log,
+		ServerCertLifetime: f.serverCertTTL, Logger: log, Notifier: notifier,
 	})
 	if err != nil {
 		return err
@@ -163,8 +171,10 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, stdout io.Write
 		fmt.Fprintf(stdout, "profiler on http://%s/debug/pprof/\n", dln.Addr())
 	}
 	jobs, stopJobs := context.WithCancel(ctx)
-	defer stopJobs()
-	go srv.Run(jobs)
+	jobsDone := make(chan struct{})
+	go func() { srv.Run(jobs); close(jobsDone) }()
+	// Deferred calls run last first: the jobs stop before the store closes.
+	defer func() { stopJobs(); <-jobsDone }()
 
 	select {
 	case <-ctx.Done():
@@ -228,7 +238,9 @@ One-time enrollment token for the first administrator (valid until %[3]s):
 
     %[2]s
 
-Enroll this machine with it:
+Get a certificate for your browser: open %[1]s/signup?token=%[2]s
+
+Or enroll this machine with it:
 
     go run ./cmd/mtlsid enroll %[2]s --server %[1]s --ca %[4]s/ca/root.crt
 
