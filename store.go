@@ -59,6 +59,8 @@ type Store interface {
 	IntentStore
 	// Contacts, expiry notices, their delivery log, and job leases.
 	NoticeStore
+	// Consents, development journals, invites and device names.
+	AccountStore
 
 	// AppendAudit adds events to the audit chain, in order.
 	AppendAudit(ctx context.Context, events ...AuditEvent) error

@@ -16,12 +16,17 @@ type deviceRow struct {
 	DaysLeft int
 	Current  bool
 	Due      bool // renewal recommended
+	// Label is the name given on the pages, if it differs from the
+	// certificate's own (Name, the CN).
+	Label string
 }
 
 type myData struct {
 	Devices []deviceRow
 	Shown   int // active devices
 	Hidden  int // expired or revoked, listed under "history"
+	// Shared are the services the person shared their identity with.
+	Shared []mtlsid.Consent
 }
 
 func (p *Pages) my(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +38,10 @@ func (p *Pages) my(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Query().Get("done") {
 	case "revoked":
 		v.Done = "The device was revoked. It can no longer identify you."
+	case "unshared":
+		v.Done = "The service no longer sees your identity as shared. It asks again the next time you sign on there."
+	case "renamed":
+		v.Done = "The device was renamed."
 	}
 	p.renderMy(w, r, http.StatusOK, v)
 }
@@ -43,10 +52,20 @@ func (p *Pages) renderMy(w http.ResponseWriter, r *http.Request, status int, v v
 		p.fail(w, r, err)
 		return
 	}
+	names, err := p.auth.DeviceNames(r.Context(), v.Me)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	shared, err := p.auth.MyConsents(r.Context(), v.Me)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
 	now := p.now()
-	var d myData
+	d := myData{Shared: shared}
 	for _, c := range certs {
-		row := deviceRow{Certificate: c, Status: c.Status(now), Current: c.Serial == v.Me.Serial, Due: c.RenewalDue(now)}
+		row := deviceRow{Certificate: c, Status: c.Status(now), Current: c.Serial == v.Me.Serial, Due: c.RenewalDue(now), Label: names[c.Serial]}
 		if row.Status == mtlsid.StatusActive {
 			row.DaysLeft = int(c.NotAfter.Sub(now).Hours() / 24)
 			d.Shown++

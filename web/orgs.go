@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"time"
 
 	"github.com/mtlsid/mtlsid"
 	"github.com/mtlsid/mtlsid/authority"
@@ -30,6 +31,12 @@ type OrgAuthority interface {
 	GrantRole(ctx context.Context, actor *mtlsid.Certificate, serviceID, serial, role string) error
 	RevokeGrant(ctx context.Context, actor *mtlsid.Certificate, serviceID, identityID, role string) error
 	Assist(ctx context.Context, actor *mtlsid.Certificate, serviceID string) (string, *mtlsid.Token, error)
+	OrgMembers(ctx context.Context, actor *mtlsid.Certificate, orgID string) ([]authority.Person, error)
+	CreateInvite(ctx context.Context, actor *mtlsid.Certificate, orgID string, role mtlsid.OrgRole, lifetime time.Duration) (string, *mtlsid.Invite, error)
+	OrgInvites(ctx context.Context, actor *mtlsid.Certificate, orgID string) ([]mtlsid.Invite, error)
+	DevelopmentJournal(ctx context.Context, actor *mtlsid.Certificate, serial string) ([]mtlsid.JournalEntry, error)
+	GrantCandidates(ctx context.Context, actor *mtlsid.Certificate, serviceID string) ([]authority.Person, error)
+	GrantRoleTo(ctx context.Context, actor *mtlsid.Certificate, serviceID, identityID, role string) error
 }
 
 func (p *Pages) orgRoutes(m *http.ServeMux) {
@@ -79,6 +86,18 @@ type orgData struct {
 	Role     mtlsid.OrgRole
 	Services []mtlsid.Service
 	Roles    []mtlsid.OrgRole
+	Members  []authority.Person
+	// Invites are listed to administrators only; Invite is a link just
+	// made, shown once.
+	Invites []inviteRow
+	Invite  *inviteData
+}
+
+// inviteRow is an invite as the organization page lists it (never its
+// link: only its hash is stored).
+type inviteRow struct {
+	mtlsid.Invite
+	Status string // "open", "used" or "expired"
 }
 
 func (p *Pages) org(w http.ResponseWriter, r *http.Request) {
@@ -90,6 +109,10 @@ func (p *Pages) org(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Pages) renderOrg(w http.ResponseWriter, r *http.Request, status int, v view) {
+	p.renderOrgWith(w, r, status, v, nil)
+}
+
+func (p *Pages) renderOrgWith(w http.ResponseWriter, r *http.Request, status int, v view, extra func(*orgData)) {
 	id := r.PathValue("org")
 	svcs, err := p.auth.Services(r.Context(), v.Me, id)
 	if err != nil {
@@ -103,6 +126,30 @@ func (p *Pages) renderOrg(w http.ResponseWriter, r *http.Request, status int, v 
 				d.Role = m.Role
 			}
 		}
+	}
+	if d.Members, err = p.auth.OrgMembers(r.Context(), v.Me, id); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if d.Role == mtlsid.OrgAdministrator {
+		ins, err := p.auth.OrgInvites(r.Context(), v.Me, id)
+		if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		now := p.now()
+		for _, in := range ins {
+			row := inviteRow{Invite: in, Status: "open"}
+			if !in.UsedAt.IsZero() {
+				row.Status = "used"
+			} else if !now.Before(in.ExpiresAt) {
+				row.Status = "expired"
+			}
+			d.Invites = append(d.Invites, row)
+		}
+	}
+	if extra != nil {
+		extra(&d)
 	}
 	v.Data = d
 	p.render(w, r, status, "org.html", v)
@@ -154,6 +201,11 @@ type serviceData struct {
 	APICerts []deviceRow
 	Roles    []string
 	Grants   []mtlsid.RoleGrant
+	// People are those roles may be granted to by name (managers see
+	// them); Journals are, by serial, what revoking each active
+	// development certificate undoes.
+	People   []authority.Person
+	Journals map[string][]journalRow
 	// Issued is a just-issued API certificate or agent token, shown once.
 	Issued *certData
 	Agent  *tokenData
@@ -184,7 +236,13 @@ func (p *Pages) renderService(w http.ResponseWriter, r *http.Request, status int
 		p.fail(w, r, err)
 		return
 	}
-	d := serviceData{ID: id, Roles: roles, Grants: grants}
+	d := serviceData{ID: id, Roles: roles, Grants: grants, Journals: map[string][]journalRow{}}
+	if people, err := p.auth.GrantCandidates(ctx, v.Me, id); err == nil {
+		d.People = people
+	} else if mtlsid.ErrorKind(err) != mtlsid.KindForbidden {
+		p.fail(w, r, err)
+		return
+	}
 	for _, dm := range doms {
 		row := domainRow{Domain: dm}
 		if !dm.Verified() && dm.Challenge != "" {
@@ -198,6 +256,16 @@ func (p *Pages) renderService(w http.ResponseWriter, r *http.Request, status int
 		row := deviceRow{Certificate: c, Status: c.Status(now)}
 		if row.Status == mtlsid.StatusActive {
 			row.DaysLeft = int(c.NotAfter.Sub(now).Hours() / 24)
+			if c.Development {
+				es, err := p.auth.DevelopmentJournal(ctx, v.Me, c.Serial)
+				if err != nil {
+					p.fail(w, r, err)
+					return
+				}
+				for _, e := range es {
+					d.Journals[c.Serial] = append(d.Journals[c.Serial], describeJournal(e))
+				}
+			}
 		}
 		d.APICerts = append(d.APICerts, row)
 	}
@@ -247,6 +315,9 @@ func (p *Pages) serviceAction(w http.ResponseWriter, r *http.Request) {
 	case "grant":
 		err = p.auth.GrantRole(ctx, me, id, r.PostFormValue("serial"), r.PostFormValue("role"))
 		done = "Role granted."
+	case "grantto":
+		err = p.auth.GrantRoleTo(ctx, me, id, r.PostFormValue("identity"), r.PostFormValue("role"))
+		done = "Role granted."
 	case "ungrant":
 		err = p.auth.RevokeGrant(ctx, me, id, r.PostFormValue("identity"), r.PostFormValue("role"))
 		done = "Role taken away."
@@ -280,6 +351,33 @@ func doneMessage(r *http.Request) string {
 	switch r.URL.Query().Get("done") {
 	case "member":
 		return "Member saved."
+	case "joined":
+		return "You joined the organization."
 	}
 	return ""
+}
+
+// journalRow is one change a development certificate made, as the
+// service page describes it.
+type journalRow struct {
+	At      time.Time
+	Kind    string
+	Subject string
+	Undo    string // what revoking does to it
+}
+
+func describeJournal(e mtlsid.JournalEntry) journalRow {
+	row := journalRow{At: e.At, Kind: e.Kind, Subject: e.IdentityID}
+	what := map[string]string{"role": "role " + e.Key, "local_user": "local user", "trust": "trust tokens",
+		"secret": "secret", "intrusion": "intrusion report " + e.Key}[e.Kind]
+	if what == "" {
+		what = e.Kind
+	}
+	row.Kind = what
+	if e.Created {
+		row.Undo = "removed"
+	} else {
+		row.Undo = "put back as before"
+	}
+	return row
 }

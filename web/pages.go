@@ -37,6 +37,7 @@ type PagesAuthority interface {
 	DeviceToken(ctx context.Context, caller *mtlsid.Certificate, label string, lifetime time.Duration) (string, *mtlsid.Token, error)
 	MyServices(ctx context.Context, caller *mtlsid.Certificate) ([]authority.ServiceView, error)
 	RecentCalls(identityID string) []mtlsid.Identification
+	AccountAuthority
 	OrgAuthority
 }
 
@@ -113,6 +114,7 @@ func NewPages(cfg Config) (*Pages, error) {
 	m.HandleFunc("POST /my/token", p.myToken)
 	m.HandleFunc("POST /my/renew", p.myRenew)
 	m.HandleFunc("GET /my/test", p.myTest)
+	p.accountRoutes(m)
 	p.orgRoutes(m)
 	m.HandleFunc("/", p.notFound)
 	p.mux = m

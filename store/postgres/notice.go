@@ -1,9 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -80,16 +83,13 @@ func (s *Store) NoticesDue(ctx context.Context, q mtlsid.NoticeQuery) ([]mtlsid.
 	if limit <= 0 {
 		limit = 1000
 	}
-	var names []string
-	var befores []int64
-	var renewals []bool
+	due, err := dueExpr(q.Thresholds, "$1")
+	if err != nil {
+		return nil, err
+	}
 	var maxBefore time.Duration
 	renewal := false
 	for _, th := range q.Thresholds {
-		if !validText(th.Name) {
-			return nil, errText
-		}
-		names, befores, renewals = append(names, th.Name), append(befores, th.Before.Microseconds()), append(renewals, th.Renewal)
 		if th.Renewal {
 			renewal = true
 		} else {
@@ -99,49 +99,48 @@ func (s *Store) NoticesDue(ctx context.Context, q mtlsid.NoticeQuery) ([]mtlsid.
 	now := norm(q.Now)
 	// A certificate is a candidate if it crossed any threshold: its
 	// renewal point passed, or it expires within the longest Before.
-	crossed := `c.not_after <= $8`
+	crossed := `c.not_after <= $5`
 	if renewal {
-		crossed = `(c.not_after <= $8 OR ` + renewalPoint + ` <= $4)`
+		crossed = `(c.not_after <= $5 OR ` + renewalPoint + ` <= $1)`
 	}
 	after := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
 	if !q.AfterNotAfter.IsZero() {
 		after = norm(q.AfterNotAfter)
 	}
-	crossing := `CASE WHEN th.renewal THEN ` + renewalPoint + ` ELSE c.not_after - th.before * interval '1 microsecond' END`
-	query := `WITH th (name, before, renewal) AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bool[]))
-		SELECT c.serial, c.identity_id, c.profile, c.name, c.device_type, c.not_before, c.not_after,
-			c.renewed_from, c.development, c.created_at, c.due,
+	// The laterals with OFFSET 0 compute the renewal point and the due
+	// threshold once per row (a flattened subquery would repeat them in
+	// every clause that names them) while the rows stay in index order.
+	due = strings.ReplaceAll(due, "c.rp", "r.rp")
+	query := `SELECT c.serial, c.identity_id, c.profile, c.name, c.device_type, c.not_before, c.not_after,
+			c.renewed_from, c.development, c.created_at, d.due,
 			ct.identity_id, ct.email, ct.webhook_url, ct.webhook_secret, ct.updated_at,
 			sv.id, sv.org_id, o.email
-		FROM (
-			SELECT c.*, (SELECT th.name FROM th WHERE ` + crossing + ` <= $4 AND ` + crossing + ` > c.not_before
-				ORDER BY ` + crossing + ` DESC LIMIT 1) AS due
-			FROM certificates c
-			WHERE c.revoked_at IS NULL AND c.not_after >= $5 AND (c.not_after, c.serial) > ($6, $7)
-				AND ` + crossed + `
-		) c
+		FROM certificates c
+		CROSS JOIN LATERAL (SELECT ` + renewalPoint + ` AS rp OFFSET 0) r
+		CROSS JOIN LATERAL (SELECT ` + due + ` AS due OFFSET 0) d
 		LEFT JOIN contacts ct ON ct.identity_id = c.identity_id
 		LEFT JOIN services sv ON sv.id = c.identity_id
 		LEFT JOIN organizations o ON o.id = sv.org_id
-		WHERE c.due IS NOT NULL
+		WHERE c.revoked_at IS NULL AND c.not_after >= $2 AND (c.not_after, c.serial) > ($3, $4)
+			AND ` + crossed + `
+			AND d.due IS NOT NULL
 			AND (ct.email <> '' OR ct.webhook_url <> '' OR o.email <> '')
-			AND NOT EXISTS (SELECT 1 FROM certificates r WHERE r.renewed_from = c.serial AND r.revoked_at IS NULL)
-			AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.serial = c.serial AND n.threshold = c.due)
+			AND NOT EXISTS (SELECT 1 FROM certificates r WHERE r.renewed_from = c.serial AND r.renewed_from <> '' AND r.revoked_at IS NULL)
+			AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.serial = c.serial AND n.threshold = d.due)
 		ORDER BY c.not_after, c.serial
-		LIMIT $9`
-	rows, err := s.pool.Query(ctx, query, names, befores, renewals, now, now.Add(-mtlsid.NoticeGrace),
-		after, q.AfterSerial, now.Add(maxBefore), limit)
+		LIMIT $6`
+	rows, err := s.pool.Query(ctx, query, now, now.Add(-mtlsid.NoticeGrace), after, q.AfterSerial, now.Add(maxBefore), limit)
 	if err != nil {
 		return nil, fail("notices due", err)
 	}
-	due, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (mtlsid.DueNotice, error) { return scanDueNotice(row) })
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (mtlsid.DueNotice, error) { return scanDueNotice(row) })
 	if err != nil {
 		return nil, fail("notices due", err)
 	}
-	if due == nil {
-		due = []mtlsid.DueNotice{}
+	if list == nil {
+		list = []mtlsid.DueNotice{}
 	}
-	return due, nil
+	return list, nil
 }
 
 func scanDueNotice(row pgx.Row) (mtlsid.DueNotice, error) {
@@ -284,4 +283,49 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 	}
 	_, err := s.pool.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2`, name, holder)
 	return fail("release lease", err)
+}
+
+// dueExpr returns SQL that names the threshold of ths that a certificates
+// row c (with its renewal point as c.rp) crossed most recently by now, or
+// NULL: thresholds before NotBefore never count. The Before thresholds are
+// ordered by their crossing without looking at the row, so the expression
+// is a CASE, not a subquery per row. Names are quoted literals.
+func dueExpr(ths []mtlsid.Threshold, now string) (string, error) {
+	var befores []mtlsid.Threshold
+	renewal := ""
+	for _, th := range ths {
+		if !validText(th.Name) {
+			return "", errText
+		}
+		if th.Renewal {
+			renewal = th.Name
+		} else {
+			befores = append(befores, th)
+		}
+	}
+	slices.SortStableFunc(befores, func(a, b mtlsid.Threshold) int { return cmp.Compare(a.Before, b.Before) })
+	lit := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	var name, cross strings.Builder
+	name.WriteString("CASE")
+	cross.WriteString("CASE")
+	for _, th := range befores {
+		at := fmt.Sprintf("(c.not_after - interval '%d microseconds')", th.Before.Microseconds())
+		fmt.Fprintf(&name, " WHEN %[1]s <= %[2]s AND %[1]s > c.not_before THEN %[3]s", at, now, lit(th.Name))
+		fmt.Fprintf(&cross, " WHEN %[1]s <= %[2]s AND %[1]s > c.not_before THEN %[1]s", at, now)
+	}
+	name.WriteString(" END")
+	cross.WriteString(" END")
+	if len(befores) == 0 {
+		name.Reset()
+		name.WriteString("NULL")
+	}
+	if renewal == "" {
+		return name.String(), nil
+	}
+	bcross := cross.String()
+	if len(befores) == 0 {
+		bcross = "NULL"
+	}
+	return fmt.Sprintf("CASE WHEN c.rp <= %[1]s AND c.rp > c.not_before AND (%[2]s IS NULL OR c.rp > %[2]s) THEN %[3]s ELSE %[4]s END",
+		now, bcross, lit(renewal), name.String()), nil
 }

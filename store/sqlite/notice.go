@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,60 +82,54 @@ func (s *Store) NoticesDue(ctx context.Context, q mtlsid.NoticeQuery) ([]mtlsid.
 	if limit <= 0 {
 		limit = 1000
 	}
-	now := micros(q.Now)
-	// The thresholds, as a table th(name, before, renewal).
-	var values []string
-	var args []any
+	due, err := dueExpr(q.Thresholds, "?1")
+	if err != nil {
+		return nil, err
+	}
 	var maxBefore int64
 	renewal := false
 	for _, th := range q.Thresholds {
-		values = append(values, "(?, ?, ?)")
-		args = append(args, th.Name, th.Before.Microseconds(), th.Renewal)
 		if th.Renewal {
 			renewal = true
 		} else {
 			maxBefore = max(maxBefore, th.Before.Microseconds())
 		}
 	}
+	now := micros(q.Now)
 	// A certificate is a candidate if it crossed any threshold: its
 	// renewal point passed, or it expires within the longest Before.
-	crossed := `c.not_after <= ?`
-	cargs := []any{now + maxBefore}
+	crossed := `c.not_after <= ?5`
 	if renewal {
-		crossed = `(c.not_after <= ? OR ` + renewalPoint + ` <= ?)`
-		cargs = append(cargs, now)
+		crossed = `(c.not_after <= ?5 OR ` + renewalPoint + ` <= ?1)`
 	}
-	after, afterSerial := int64(math.MinInt64), q.AfterSerial
+	after := int64(math.MinInt64)
 	if !q.AfterNotAfter.IsZero() {
 		after = micros(q.AfterNotAfter)
 	}
-	crossing := `CASE WHEN th.renewal THEN ` + renewalPoint + ` ELSE c.not_after - th.before END`
-	query := `WITH th (name, before, renewal) AS (VALUES ` + strings.Join(values, ", ") + `)
-		SELECT c.serial, c.identity_id, c.profile, c.name, c.device_type, c.not_before, c.not_after,
+	query := `SELECT c.serial, c.identity_id, c.profile, c.name, c.device_type, c.not_before, c.not_after,
 			c.renewed_from, c.development, c.created_at, c.due,
 			ct.identity_id, ct.email, ct.webhook_url, ct.webhook_secret, ct.updated_at,
 			sv.id, sv.org_id, o.email
 		FROM (
-			SELECT c.*, (SELECT th.name FROM th WHERE ` + crossing + ` <= ? AND ` + crossing + ` > c.not_before
-				ORDER BY ` + crossing + ` DESC LIMIT 1) AS due
-			FROM certificates c INDEXED BY certificates_notice
-			WHERE c.revoked_at IS NULL AND c.not_after >= ? AND (c.not_after, c.serial) > (?, ?)
-				AND ` + crossed + `
+			SELECT c.*, ` + due + ` AS due
+			FROM (SELECT c.serial, c.identity_id, c.profile, c.name, c.device_type, c.not_before, c.not_after,
+					c.renewed_from, c.development, c.created_at, ` + renewalPoint + ` AS rp
+				FROM certificates c INDEXED BY certificates_notice
+				WHERE c.revoked_at IS NULL AND c.not_after >= ?2 AND (c.not_after, c.serial) > (?3, ?4)
+					AND ` + crossed + `) c
 		) c
 		LEFT JOIN contacts ct ON ct.identity_id = c.identity_id
 		LEFT JOIN services sv ON sv.id = c.identity_id
 		LEFT JOIN organizations o ON o.id = sv.org_id
 		WHERE c.due IS NOT NULL
 			AND (ct.email <> '' OR ct.webhook_url <> '' OR o.email <> '')
-			AND NOT EXISTS (SELECT 1 FROM certificates r WHERE r.renewed_from = c.serial AND r.revoked_at IS NULL)
+			AND NOT EXISTS (SELECT 1 FROM certificates r WHERE r.renewed_from = c.serial AND r.renewed_from <> '' AND r.revoked_at IS NULL)
 			AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.serial = c.serial AND n.threshold = c.due)
 		ORDER BY c.not_after, c.serial
-		LIMIT ?`
-	args = append(args, now, now-mtlsid.NoticeGrace.Microseconds(), after, afterSerial)
-	args = append(args, cargs...)
-	args = append(args, limit)
-	due, err := queryList(ctx, s.read, scanDueNotice, query, args...)
-	return due, fail("notices due", err)
+		LIMIT ?6`
+	list, err := queryList(ctx, s.read, scanDueNotice, query,
+		now, now-mtlsid.NoticeGrace.Microseconds(), after, q.AfterSerial, now+maxBefore, limit)
+	return list, fail("notices due", err)
 }
 
 func scanDueNotice(row scanner) (mtlsid.DueNotice, error) {
@@ -259,4 +255,49 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND holder = ?`, name, holder)
 		return err
 	})
+}
+
+// dueExpr returns SQL that names the threshold of ths that a certificates
+// row c (with its renewal point as c.rp) crossed most recently by now, or
+// NULL: thresholds before NotBefore never count. The Before thresholds are
+// ordered by their crossing without looking at the row, so the expression
+// is a CASE, not a subquery per row. Names are quoted literals.
+func dueExpr(ths []mtlsid.Threshold, now string) (string, error) {
+	var befores []mtlsid.Threshold
+	renewal := ""
+	for _, th := range ths {
+		if !validText(th.Name) {
+			return "", errText
+		}
+		if th.Renewal {
+			renewal = th.Name
+		} else {
+			befores = append(befores, th)
+		}
+	}
+	slices.SortStableFunc(befores, func(a, b mtlsid.Threshold) int { return cmp.Compare(a.Before, b.Before) })
+	lit := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	var name, cross strings.Builder
+	name.WriteString("CASE")
+	cross.WriteString("CASE")
+	for _, th := range befores {
+		at := fmt.Sprintf("(c.not_after - %d)", th.Before.Microseconds())
+		fmt.Fprintf(&name, " WHEN %[1]s <= %[2]s AND %[1]s > c.not_before THEN %[3]s", at, now, lit(th.Name))
+		fmt.Fprintf(&cross, " WHEN %[1]s <= %[2]s AND %[1]s > c.not_before THEN %[1]s", at, now)
+	}
+	name.WriteString(" END")
+	cross.WriteString(" END")
+	if len(befores) == 0 {
+		name.Reset()
+		name.WriteString("NULL")
+	}
+	if renewal == "" {
+		return name.String(), nil
+	}
+	bcross := cross.String()
+	if len(befores) == 0 {
+		bcross = "NULL"
+	}
+	return fmt.Sprintf("CASE WHEN c.rp <= %[1]s AND c.rp > c.not_before AND (%[2]s IS NULL OR c.rp > %[2]s) THEN %[3]s ELSE %[4]s END",
+		now, bcross, lit(renewal), name.String()), nil
 }
