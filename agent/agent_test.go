@@ -27,6 +27,7 @@ import (
 // authorityEnv is a real authority on loopback whose device and server
 // certificates live lifetime.
 type authorityEnv struct {
+	store mtlsid.Store
 	url   string
 	auth  *authority.Authority
 	ca    *ca.CA
@@ -66,7 +67,7 @@ func startAuthority(t *testing.T, lifetime time.Duration) *authorityEnv {
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	roots := x509.NewCertPool()
 	roots.AddCert(c.Root())
-	return &authorityEnv{url: "https://" + ln.Addr().String(), auth: auth, ca: c, roots: roots}
+	return &authorityEnv{store: store, url: "https://" + ln.Addr().String(), auth: auth, ca: c, roots: roots}
 }
 
 // enroll makes a device identity in files under dir.
