@@ -15,20 +15,30 @@ import (
 
 // ContactRequest is what an identity asks to be told at: an e-mail
 // address and a webhook, either may be empty. An empty WebhookSecret with
-// a WebhookURL has one generated.
+// a WebhookURL keeps the stored secret when the URL is unchanged, and has
+// a new one generated when the URL is new or NewSecret is set.
 type ContactRequest struct {
 	Email         string
 	WebhookURL    string
 	WebhookSecret string
+	// NewSecret generates a new webhook secret even when the URL is
+	// unchanged (the old one leaked, say).
+	NewSecret bool
 }
+
+// SecretHidden is what Contact and SetContact show in place of a webhook
+// secret that is stored but not new.
+const SecretHidden = "(set)"
 
 // minSecret is the shortest webhook secret accepted.
 const minSecret = 16
 
 // SetContact stores where the actor's identity gets its expiry notices,
 // replacing what was there; an empty request removes them. It returns
-// the stored contact with its webhook secret, the only time the secret is
-// shown. Refusals: KindInvalid for an address that is not a plain
+// the stored contact with its webhook secret when that secret is new
+// (given, or generated for a new webhook URL or on NewSecret), the only
+// time it is shown; a kept secret is SecretHidden. Refusals, with
+// nothing stored: KindInvalid for an address that is not a plain
 // address, a webhook URL that is not https (http is allowed to loopback
 // only) or a secret shorter than 16 characters.
 func (a *Authority) SetContact(ctx context.Context, actor *Actor, req ContactRequest) (*mtlsid.Contact, error) {
@@ -40,11 +50,21 @@ func (a *Authority) SetContact(ctx context.Context, actor *Actor, req ContactReq
 			return nil, mtlsid.Errorf(mtlsid.KindInvalid, "e-mail %q is not a plain address (name@example.com)", c.Email)
 		}
 	}
+	kept := false
 	if c.WebhookURL == "" {
 		c.WebhookSecret = ""
 	} else {
 		if err := checkWebhookURL(c.WebhookURL); err != nil {
 			return nil, err
+		}
+		if c.WebhookSecret == "" && !req.NewSecret {
+			old, err := a.store.Contact(ctx, actor.IdentityID)
+			if err != nil && mtlsid.ErrorKind(err) != mtlsid.KindNotFound {
+				return nil, err
+			}
+			if err == nil && old.WebhookURL == c.WebhookURL && old.WebhookSecret != "" {
+				c.WebhookSecret, kept = old.WebhookSecret, true
+			}
 		}
 		if c.WebhookSecret == "" {
 			b := make([]byte, 24)
@@ -63,11 +83,14 @@ func (a *Authority) SetContact(ctx context.Context, actor *Actor, req ContactReq
 	if err != nil {
 		return nil, err
 	}
+	if kept {
+		c.WebhookSecret = SecretHidden
+	}
 	return &c, nil
 }
 
 // Contact returns where the actor's identity gets its expiry notices,
-// with the webhook secret hidden ("" if none, else "(set)"):
+// with the webhook secret hidden ("" if none, else SecretHidden):
 // ErrNotFound if nowhere.
 func (a *Authority) Contact(ctx context.Context, actor *Actor) (*mtlsid.Contact, error) {
 	c, err := a.store.Contact(ctx, actor.IdentityID)
@@ -75,7 +98,7 @@ func (a *Authority) Contact(ctx context.Context, actor *Actor) (*mtlsid.Contact,
 		return nil, err
 	}
 	if c.WebhookSecret != "" {
-		c.WebhookSecret = "(set)"
+		c.WebhookSecret = SecretHidden
 	}
 	return c, nil
 }

@@ -262,6 +262,34 @@ func (c *SelfClient) ServiceRoles(ctx context.Context) (*wire.ServiceRolesResult
 	return &r, c.Call(ctx, wire.OpGetServiceRoles, wire.Args{}, &r)
 }
 
+// ContactRequest sets where the caller's expiry notices go (set_contact).
+// It replaces what was stored: an empty field drops that channel, and both
+// empty remove the contact details.
+type ContactRequest struct {
+	Email string
+	// WebhookURL is https, or http to loopback.
+	WebhookURL string
+	// NewSecret makes a new webhook secret even when WebhookURL is
+	// unchanged.
+	NewSecret bool
+}
+
+// SetContact sets where the caller's identity gets its expiry notices.
+// The result carries the webhook's signing secret only when it was just
+// made (a new or changed URL, or NewSecret); it is never shown again. An
+// address or URL the server refuses is an *APIError of kind "invalid".
+func (c *SelfClient) SetContact(ctx context.Context, req ContactRequest) (*wire.ContactResult, error) {
+	var r wire.ContactResult
+	return &r, c.Call(ctx, wire.OpSetContact, wire.Args{Email: req.Email, WebhookURL: req.WebhookURL, NewSecret: req.NewSecret}, &r)
+}
+
+// Contact returns where the caller's identity gets its expiry notices,
+// without the webhook secret; empty fields if nowhere.
+func (c *SelfClient) Contact(ctx context.Context) (*wire.ContactResult, error) {
+	var r wire.ContactResult
+	return &r, c.Call(ctx, wire.OpGetContact, wire.Args{}, &r)
+}
+
 // TrustChain downloads the CA chain in PEM.
 func (c *SelfClient) TrustChain(ctx context.Context) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.URL, "/")+"/download/trust-chain?format=pem", nil)

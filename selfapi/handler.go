@@ -31,6 +31,7 @@ type Authority interface {
 	RoleAuthority
 	APICertAuthority
 	TokenAuthority
+	ContactAuthority
 }
 
 // DeviceAuthority enrolls, renews, lists and revokes a caller's own
@@ -110,6 +111,8 @@ func New(cfg Config) (*Handler, error) {
 		wire.OpCreateToken:             h.createToken,
 		wire.OpIssueServiceCertificate: h.issueServiceCert,
 		wire.OpGetServiceRoles:         h.serviceRoles,
+		wire.OpSetContact:              h.setContact,
+		wire.OpGetContact:              h.getContact,
 	}
 	return h, nil
 }

@@ -27,6 +27,8 @@ type myData struct {
 	Hidden  int // expired or revoked, listed under "history"
 	// Shared are the services the person shared their identity with.
 	Shared []mtlsid.Consent
+	// Notices is the "Expiry notices" section.
+	Notices noticeData
 }
 
 func (p *Pages) my(w http.ResponseWriter, r *http.Request) {
@@ -47,6 +49,13 @@ func (p *Pages) my(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Pages) renderMy(w http.ResponseWriter, r *http.Request, status int, v view) {
+	p.renderMyWith(w, r, status, v, nil)
+}
+
+// renderMyWith renders "my identity"; edit, if set, changes the expiry
+// notices section before rendering (a refused form as typed, a secret
+// shown once).
+func (p *Pages) renderMyWith(w http.ResponseWriter, r *http.Request, status int, v view, edit func(*noticeData)) {
 	certs, err := p.auth.Devices(r.Context(), v.Me)
 	if err != nil {
 		p.fail(w, r, err)
@@ -62,8 +71,16 @@ func (p *Pages) renderMy(w http.ResponseWriter, r *http.Request, status int, v v
 		p.fail(w, r, err)
 		return
 	}
+	notices, err := p.loadNotices(r, v.Me, certs)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if edit != nil {
+		edit(&notices)
+	}
 	now := p.now()
-	d := myData{Shared: shared}
+	d := myData{Shared: shared, Notices: notices}
 	for _, c := range certs {
 		row := deviceRow{Certificate: c, Status: c.Status(now), Current: c.Serial == v.Me.Serial, Due: c.RenewalDue(now), Label: names[c.Serial]}
 		if row.Status == mtlsid.StatusActive {

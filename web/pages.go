@@ -38,6 +38,7 @@ type PagesAuthority interface {
 	MyServices(ctx context.Context, caller *mtlsid.Certificate) ([]authority.ServiceView, error)
 	RecentCalls(identityID string) []mtlsid.Identification
 	AccountAuthority
+	NoticeAuthority
 	OrgAuthority
 }
 
@@ -115,6 +116,7 @@ func NewPages(cfg Config) (*Pages, error) {
 	m.HandleFunc("POST /my/renew", p.myRenew)
 	m.HandleFunc("GET /my/test", p.myTest)
 	p.accountRoutes(m)
+	p.noticeRoutes(m)
 	p.orgRoutes(m)
 	m.HandleFunc("/", p.notFound)
 	p.mux = m

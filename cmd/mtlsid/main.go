@@ -1,7 +1,7 @@
 // Command mtlsid is the mtlsid identity service in one binary: the
 // authority (serve), the operator's local commands (ca, token, audit) and
 // the client CLI (enroll, renew, update, list-devices, get-trust-chain,
-// revoke, and the administration of organizations, services, domains,
+// revoke, contact, and the administration of organizations, services, domains,
 // roles and API certificates). This package only wires the others together.
 package main
 
@@ -68,6 +68,7 @@ func commands() []command {
 		{"update-service", "with an API certificate: renew the service's server certificate if due", runUpdateService},
 		{"list-service-roles", "your roles in every service, as JSON", runListServiceRoles},
 		{"inquire", "with an API certificate: ask who holds a certificate (Identity-Inquiry)", runInquire},
+		{"contact", "where your expiry notices go: contact set|show", runContact},
 		{"agent", "keep this machine's certificates fresh (daemon, or --once for cron)", runAgent},
 		{"bench", "seed test identities, or load a server with inquiries (loopback only)", runBench},
 	}

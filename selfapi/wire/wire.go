@@ -41,6 +41,10 @@ const (
 	OpCreateToken             = "create_token"
 	OpIssueServiceCertificate = "issue_service_certificate"
 	OpGetServiceRoles         = "get_service_roles"
+
+	// Where the caller's expiry notices go.
+	OpSetContact = "set_contact"
+	OpGetContact = "get_contact"
 )
 
 // Outcomes carried in a certificate result.
@@ -56,6 +60,7 @@ const (
 	OutcomeVerified = "verified"
 	OutcomeDefined  = "defined"
 	OutcomeGranted  = "granted"
+	OutcomeSaved    = "saved"
 )
 
 // Request is the body of a call.
@@ -102,9 +107,16 @@ type Args struct {
 	// Org is an organization ID: 1-32 lower-case letters, digits and inner
 	// hyphens.
 	Org string `json:"org,omitempty"`
-	// Name and Email describe an organization (create_organization).
+	// Name and Email describe an organization (create_organization);
+	// Email is also where the caller's expiry notices go (set_contact).
 	Name  string `json:"name,omitempty"`
 	Email string `json:"email,omitempty"`
+	// WebhookURL receives the caller's expiry notices as signed JSON
+	// (set_contact): https, or http to loopback.
+	WebhookURL string `json:"webhook-url,omitempty"`
+	// NewSecret makes set_contact generate a new webhook secret even when
+	// the webhook URL is unchanged.
+	NewSecret bool `json:"new-secret,omitempty"`
 	// Role is an organization role ("org. administrator", "org. manager",
 	// "member") for add_member, or a service role for the role operations.
 	Role string `json:"role,omitempty"`
