@@ -70,6 +70,7 @@ func commands() []command {
 		{"inquire", "with an API certificate: ask who holds a certificate (Identity-Inquiry)", runInquire},
 		{"contact", "where your expiry notices go: contact set|show", runContact},
 		{"agent", "keep this machine's certificates fresh (daemon, or --once for cron)", runAgent},
+		{"gateway", "the mTLS reverse proxy: HTTP perimeters in front of your services", runGateway},
 		{"bench", "seed test identities, or load a server with inquiries (loopback only)", runBench},
 	}
 }

@@ -1,0 +1,95 @@
+package gateway
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"math/big"
+	"net/http"
+	"strings"
+
+	"github.com/mtlsid/mtlsid/sdk"
+)
+
+// builtinIdentityHeaders are removed from every request, whatever the
+// configuration: the gateway's own family, RFC 9440, the names other
+// proxies use, and client-address headers, so that no upstream reads a
+// client's claim as a proxy's.
+var builtinIdentityHeaders = []string{
+	"Client-Cert", "Client-Cert-Chain",
+	"X-mTLS-ID", "X-mTLS-Agent", "X-mTLS-Roles", "X-mTLS-Local-ID", "X-mTLS-Org-ID",
+	"X-mTLS-Org-Name", "X-mTLS-Org-Email", "X-mTLS-ID-Serial",
+	"X-Forwarded-Client-Cert", "X-Forwarded-Tls-Client-Cert", "X-Forwarded-Tls-Client-Cert-Info",
+	"X-SSL-Client-Cert", "X-Client-Cert", "SSL-Client-Cert", "X-TLS-Client-Serial",
+	// The client's address and scheme are the gateway's to say: the
+	// X-Forwarded-For/-Host/-Proto it sends are rebuilt from the connection.
+	"Forwarded", "X-Real-IP", "X-Forwarded-Port", "X-Forwarded-Server",
+}
+
+// stripSet is the set of header names removed from requests, folded by
+// foldName.
+type stripSet map[string]bool
+
+func newStripSet(h Headers, extra []string) stripSet {
+	s := stripSet{}
+	for _, n := range builtinIdentityHeaders {
+		s[foldName(n)] = true
+	}
+	for _, n := range append(h.names(), extra...) {
+		s[foldName(n)] = true
+	}
+	return s
+}
+
+// foldName folds case and treats "_" as "-": CGI-style upstreams (PHP,
+// WSGI) read "X_mTLS_ID" and "X-mTLS-ID" as the same variable, so both
+// spellings are removed.
+func foldName(n string) string { return strings.ReplaceAll(strings.ToLower(n), "_", "-") }
+
+// strip removes every header of h whose name is in s, in any spelling.
+func (s stripSet) strip(h http.Header) {
+	for k := range h {
+		if s[foldName(k)] {
+			delete(h, k)
+		}
+	}
+}
+
+// setIdentity adds the forwarded identity of p (nil: anonymous) to h.
+// The certificate headers are added only when the certificate TLS
+// verified is the one that identified p.
+func (names *Headers) setIdentity(h http.Header, p *sdk.Profile, chain []*x509.Certificate) {
+	if p == nil {
+		return
+	}
+	set := func(name, v string) {
+		if name != "-" && v != "" {
+			h.Set(name, v)
+		}
+	}
+	serial, ok := new(big.Int).SetString(p.Serial, 10)
+	if !ok {
+		return
+	}
+	set(names.ID, "0x"+serial.Text(16))
+	set(names.Roles, strings.Join(p.Roles, ","))
+	set(names.LocalID, p.LocalUser)
+	if p.Identity != nil {
+		set(names.OrgID, p.Identity.OrganizationalReference)
+	}
+	if len(chain) == 0 || chain[0].SerialNumber.Cmp(serial) != 0 {
+		return
+	}
+	set(names.Agent, chain[0].Subject.String())
+	set(names.ClientCert, sfBytes(chain[0].Raw))
+	if len(chain) > 1 {
+		parts := make([]string, 0, len(chain)-1)
+		for _, c := range chain[1:] {
+			parts = append(parts, sfBytes(c.Raw))
+		}
+		set(names.ClientCertChain, strings.Join(parts, ", "))
+	}
+}
+
+// sfBytes is a Structured Fields Byte Sequence (RFC 8941), as RFC 9440
+// carries certificates.
+func sfBytes(b []byte) string { return ":" + base64.StdEncoding.EncodeToString(b) + ":" }
