@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 // The AccountStore: consents, development journals, invites and device
@@ -41,8 +42,8 @@ func (s *Store) ServiceConsents(ctx context.Context, serviceID string) ([]mtlsid
 // WithdrawConsent forgets that the identity shared itself with the
 // service and appends audit: ErrNotFound if it had not.
 func (s *Store) WithdrawConsent(ctx context.Context, serviceID, identityID string, audit mtlsid.AuditEvent) error {
-	if !validText(serviceID, identityID) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(serviceID, identityID) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "withdraw consent", func(tx *tx) error {
 		ct, err := tx.Exec(ctx, `DELETE FROM consents WHERE service_id = $1 AND identity_id = $2`, serviceID, identityID)
@@ -87,11 +88,11 @@ func (s *Store) CreateInvite(ctx context.Context, in mtlsid.Invite, audit mtlsid
 	if len(in.Hash) == 0 {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "invite hash is required")
 	}
-	if err := required("organization", in.OrgID, "role", string(in.Role)); err != nil {
+	if err := storeinput.Required("organization", in.OrgID, "role", string(in.Role)); err != nil {
 		return err
 	}
-	if !validText(in.OrgID, string(in.Role), in.CreatedBy) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(in.OrgID, string(in.Role), in.CreatedBy) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "create invite", func(tx *tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO org_invites (hash, org_id, role, created_by, created_at, expires_at)
@@ -114,8 +115,8 @@ func (s *Store) OrgInvites(ctx context.Context, orgID string) ([]mtlsid.Invite, 
 // (an existing member keeps their role): ErrTokenUnknown, ErrTokenUsed,
 // ErrTokenExpired; ErrNotFound for an unknown identity.
 func (s *Store) AcceptInvite(ctx context.Context, hash []byte, identityID string, at time.Time, audit mtlsid.AuditEvent) (*mtlsid.Invite, error) {
-	if !validText(identityID) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return nil, errText
+	if !storeinput.Text(identityID) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return nil, storeinput.ErrText
 	}
 	var out mtlsid.Invite
 	err := s.update(ctx, "accept invite", func(tx *tx) error {
@@ -152,8 +153,8 @@ func (s *Store) AcceptInvite(ctx context.Context, hash []byte, identityID string
 // SetDeviceName sets (or, with "", clears) the name given to a
 // certificate and appends audit: ErrNotFound for an unknown serial.
 func (s *Store) SetDeviceName(ctx context.Context, serial, name string, audit mtlsid.AuditEvent) error {
-	if !validText(serial, name) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(serial, name) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "set device name", func(tx *tx) error {
 		var n int

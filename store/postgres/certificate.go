@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 const certColumns = `serial, identity_id, profile, name, device_type, not_before, not_after,
@@ -31,7 +32,7 @@ func scanCertificate(row pgx.Row) (mtlsid.Certificate, error) {
 
 // Certificate returns the certificate with this decimal serial: ErrNotFound.
 func (s *Store) Certificate(ctx context.Context, serial string) (*mtlsid.Certificate, error) {
-	if !validText(serial) {
+	if !storeinput.Text(serial) {
 		return nil, mtlsid.ErrNotFound // PostgreSQL would fail the query; nothing stored has it
 	}
 	c, err := scanCertificate(s.pool.QueryRow(ctx, `SELECT `+certColumns+` FROM certificates WHERE serial = $1`, serial))
@@ -49,7 +50,7 @@ func (s *Store) Certificate(ctx context.Context, serial string) (*mtlsid.Certifi
 // stored. An identity with no certificates, or none at all, has an empty
 // list.
 func (s *Store) IdentityCertificates(ctx context.Context, identityID string) ([]mtlsid.Certificate, error) {
-	if !validText(identityID) {
+	if !storeinput.Text(identityID) {
 		return []mtlsid.Certificate{}, nil
 	}
 	certs, err := s.queryCertificates(ctx,
@@ -90,11 +91,11 @@ func (s *Store) queryCertificates(ctx context.Context, query string, args ...any
 // queueRetireJournal) and appends an mtlsid.AuditJournalUndone event after
 // r.Audit.
 func (s *Store) Revoke(ctx context.Context, r mtlsid.Revocation) error {
-	if !validText(r.Serial) {
+	if !storeinput.Text(r.Serial) {
 		return fmt.Errorf("certificate %q: %w", r.Serial, mtlsid.ErrNotFound)
 	}
-	if !validEvents([]mtlsid.AuditEvent{r.Audit}) {
-		return errText
+	if !storeinput.Events([]mtlsid.AuditEvent{r.Audit}) {
+		return storeinput.ErrText
 	}
 	tx, err := s.begin(ctx)
 	if err != nil {
@@ -157,7 +158,7 @@ func (s *Store) NextCRLNumber(ctx context.Context) (int64, error) {
 
 // Identity returns the identity with this ID: ErrNotFound.
 func (s *Store) Identity(ctx context.Context, id string) (*mtlsid.Identity, error) {
-	if !validText(id) {
+	if !storeinput.Text(id) {
 		return nil, mtlsid.ErrNotFound
 	}
 	var i mtlsid.Identity

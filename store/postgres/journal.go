@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 // The development journal. A RelationStore change made with a development
@@ -65,8 +66,8 @@ func fromMicros(n int64) time.Time { return time.UnixMicro(n).UTC() }
 // is journaled under c.By, which must be a stored, unrevoked development
 // certificate.
 func (s *Store) change(ctx context.Context, op string, c mtlsid.Change, fn func(tx *tx, at time.Time) (*journalEntry, error)) error {
-	if !validText(c.By) || !validEvents([]mtlsid.AuditEvent{c.Audit}) {
-		return errText
+	if !storeinput.Text(c.By) || !storeinput.Events([]mtlsid.AuditEvent{c.Audit}) {
+		return storeinput.ErrText
 	}
 	if c.Development && c.By == "" {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "a development change must name its certificate")

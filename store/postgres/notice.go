@@ -11,16 +11,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 // SetContact stores an identity's contact details with audit, or removes
 // them when every channel is empty: ErrNotFound if the identity is
 // unknown.
 func (s *Store) SetContact(ctx context.Context, c mtlsid.Contact, audit mtlsid.AuditEvent) error {
-	if !validText(c.IdentityID, c.Email, c.WebhookURL, c.WebhookSecret) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(c.IdentityID, c.Email, c.WebhookURL, c.WebhookSecret) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
-	if err := required("identity", c.IdentityID); err != nil {
+	if err := storeinput.Required("identity", c.IdentityID); err != nil {
 		return err
 	}
 	return s.update(ctx, "set contact", func(tx *tx) error {
@@ -53,7 +54,7 @@ func (s *Store) SetContact(ctx context.Context, c mtlsid.Contact, audit mtlsid.A
 // Contact returns an identity's contact details: ErrNotFound if it has
 // none.
 func (s *Store) Contact(ctx context.Context, identityID string) (*mtlsid.Contact, error) {
-	if !validText(identityID) {
+	if !storeinput.Text(identityID) {
 		return nil, mtlsid.ErrNotFound
 	}
 	var c mtlsid.Contact
@@ -76,7 +77,7 @@ const renewalPoint = `mtlsid_renewal_point(c.not_before, c.not_after)`
 
 // NoticesDue returns the notices due at q.Now; see mtlsid.NoticeStore.
 func (s *Store) NoticesDue(ctx context.Context, q mtlsid.NoticeQuery) ([]mtlsid.DueNotice, error) {
-	if len(q.Thresholds) == 0 || !validText(q.AfterSerial) {
+	if len(q.Thresholds) == 0 || !storeinput.Text(q.AfterSerial) {
 		return []mtlsid.DueNotice{}, nil
 	}
 	limit := q.Limit
@@ -175,10 +176,10 @@ func scanDueNotice(row pgx.Row) (mtlsid.DueNotice, error) {
 // ErrNotFound if the certificate is unknown. It takes no lock on the
 // audit chain: the primary key alone makes it once-only.
 func (s *Store) RecordNotice(ctx context.Context, n mtlsid.SentNotice) error {
-	if !validText(n.Serial, n.Threshold) {
-		return errText
+	if !storeinput.Text(n.Serial, n.Threshold) {
+		return storeinput.ErrText
 	}
-	if err := required("serial", n.Serial, "threshold", n.Threshold); err != nil {
+	if err := storeinput.Required("serial", n.Serial, "threshold", n.Threshold); err != nil {
 		return err
 	}
 	at := n.SentAt
@@ -203,8 +204,8 @@ func (s *Store) SentNotices(ctx context.Context, serial string) ([]mtlsid.SentNo
 
 // LogDelivery appends an attempt to the delivery log.
 func (s *Store) LogDelivery(ctx context.Context, d mtlsid.Delivery) error {
-	if !validText(d.Serial, d.IdentityID, d.Threshold, d.Channel, d.Target, d.Status, d.Error) {
-		return errText
+	if !storeinput.Text(d.Serial, d.IdentityID, d.Threshold, d.Channel, d.Target, d.Status, d.Error) {
+		return storeinput.ErrText
 	}
 	at := d.At
 	if at.IsZero() {
@@ -223,7 +224,7 @@ func (s *Store) Deliveries(ctx context.Context, identityID string, limit int) ([
 	if limit <= 0 {
 		limit = 100
 	}
-	if !validText(identityID) {
+	if !storeinput.Text(identityID) {
 		return []mtlsid.Delivery{}, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT id, serial, identity_id, threshold, channel, target, status, error, at
@@ -246,10 +247,10 @@ func (s *Store) Deliveries(ctx context.Context, identityID string, limit int) ([
 // AcquireLease takes or extends a lease; see mtlsid.NoticeStore. The
 // upsert's row lock decides between nodes that try at once.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error) {
-	if !validText(name, holder) {
-		return false, errText
+	if !storeinput.Text(name, holder) {
+		return false, storeinput.ErrText
 	}
-	if err := required("lease name", name, "lease holder", holder); err != nil {
+	if err := storeinput.Required("lease name", name, "lease holder", holder); err != nil {
 		return false, err
 	}
 	tag, err := s.pool.Exec(ctx, `
@@ -265,7 +266,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 
 // RenewLease extends holder's unexpired lease.
 func (s *Store) RenewLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error) {
-	if !validText(name, holder) {
+	if !storeinput.Text(name, holder) {
 		return false, nil
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE leases SET expires_at = $1
@@ -278,7 +279,7 @@ func (s *Store) RenewLease(ctx context.Context, name, holder string, ttl time.Du
 
 // ReleaseLease gives up holder's lease, if it holds it.
 func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
-	if !validText(name, holder) {
+	if !storeinput.Text(name, holder) {
 		return nil
 	}
 	_, err := s.pool.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2`, name, holder)
@@ -294,8 +295,8 @@ func dueExpr(ths []mtlsid.Threshold, now string) (string, error) {
 	var befores []mtlsid.Threshold
 	renewal := ""
 	for _, th := range ths {
-		if !validText(th.Name) {
-			return "", errText
+		if !storeinput.Text(th.Name) {
+			return "", storeinput.ErrText
 		}
 		if th.Renewal {
 			renewal = th.Name

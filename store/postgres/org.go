@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 // CreateOrg stores a new organization with its administrator and appends
@@ -16,7 +17,7 @@ import (
 // identity is unknown. admin.OrgID may be empty; its Role must be empty or
 // OrgAdministrator. Zero times become the transaction's time.
 func (s *Store) CreateOrg(ctx context.Context, o mtlsid.Organization, admin mtlsid.Member, audit mtlsid.AuditEvent) error {
-	if err := required("organization ID", o.ID, "administrator identity", admin.IdentityID); err != nil {
+	if err := storeinput.Required("organization ID", o.ID, "administrator identity", admin.IdentityID); err != nil {
 		return err
 	}
 	if admin.OrgID == "" {
@@ -28,8 +29,8 @@ func (s *Store) CreateOrg(ctx context.Context, o mtlsid.Organization, admin mtls
 	if admin.OrgID != o.ID || admin.Role != mtlsid.OrgAdministrator {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "the first member of %s must be its administrator", o.ID)
 	}
-	if !validText(o.ID, o.Name, o.Email, admin.IdentityID) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(o.ID, o.Name, o.Email, admin.IdentityID) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "create org", func(tx *tx) error {
 		created := tx.timeOr(o.CreatedAt)
@@ -56,7 +57,7 @@ func insertMember(ctx context.Context, tx *tx, m mtlsid.Member, created time.Tim
 
 // Org returns an organization: ErrNotFound.
 func (s *Store) Org(ctx context.Context, id string) (*mtlsid.Organization, error) {
-	if !validText(id) {
+	if !storeinput.Text(id) {
 		return nil, mtlsid.ErrNotFound // PostgreSQL would fail the query; nothing stored has it
 	}
 	var o mtlsid.Organization
@@ -80,8 +81,8 @@ func (s *Store) SetMember(ctx context.Context, m mtlsid.Member, audit mtlsid.Aud
 	if m.Role.Rank() == 0 {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "unknown organization role %q", m.Role)
 	}
-	if !validText(m.OrgID, m.IdentityID) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(m.OrgID, m.IdentityID) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "set member", func(tx *tx) error {
 		if err := insertMember(ctx, tx, m, tx.now); err != nil {
@@ -104,7 +105,7 @@ func scanMember(row pgx.Row) (mtlsid.Member, error) {
 // Member returns an identity's membership of an organization: ErrNotFound
 // if it is not a member.
 func (s *Store) Member(ctx context.Context, orgID, identityID string) (*mtlsid.Member, error) {
-	if !validText(orgID, identityID) {
+	if !storeinput.Text(orgID, identityID) {
 		return nil, mtlsid.ErrNotFound
 	}
 	m, err := scanMember(s.pool.QueryRow(ctx,
@@ -142,7 +143,7 @@ func (s *Store) Memberships(ctx context.Context, identityID string) ([]mtlsid.Me
 // def.VerifiedAt (else at the service's creation) by def.Method (else
 // "default").
 func (s *Store) CreateService(ctx context.Context, svc mtlsid.Service, def mtlsid.Domain, audit mtlsid.AuditEvent) error {
-	if err := required("service ID", svc.ID, "organization ID", svc.OrgID, "domain", def.Name); err != nil {
+	if err := storeinput.Required("service ID", svc.ID, "organization ID", svc.OrgID, "domain", def.Name); err != nil {
 		return err
 	}
 	if def.ServiceID == "" {
@@ -154,8 +155,8 @@ func (s *Store) CreateService(ctx context.Context, svc mtlsid.Service, def mtlsi
 	if err := checkDomainName(def.Name); err != nil {
 		return err
 	}
-	if !validText(svc.ID, svc.OrgID, svc.Name, def.Challenge, def.Method) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(svc.ID, svc.OrgID, svc.Name, def.Challenge, def.Method) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "create service", func(tx *tx) error {
 		created := tx.timeOr(svc.CreatedAt)
@@ -190,8 +191,8 @@ func checkDomainName(name string) error {
 	if name == "" || name != strings.ToLower(name) {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "domain %q must be non-empty and in lower case", name)
 	}
-	if !validText(name) {
-		return errText
+	if !storeinput.Text(name) {
+		return storeinput.ErrText
 	}
 	return nil
 }
@@ -203,7 +204,7 @@ func queueDomain(b *pgx.Batch, d mtlsid.Domain) {
 
 // Service returns a service: ErrNotFound.
 func (s *Store) Service(ctx context.Context, id string) (*mtlsid.Service, error) {
-	if !validText(id) {
+	if !storeinput.Text(id) {
 		return nil, mtlsid.ErrNotFound
 	}
 	svc, err := scanService(s.pool.QueryRow(ctx, `SELECT `+serviceColumns+` FROM services WHERE id = $1`, id))
@@ -243,8 +244,8 @@ func (s *Store) AddDomain(ctx context.Context, d mtlsid.Domain, audit mtlsid.Aud
 	if d.Default || d.Verified() || d.Method != "" {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "domain %s must be added unverified", d.Name)
 	}
-	if !validText(d.ServiceID, d.Challenge) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(d.ServiceID, d.Challenge) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "add domain", func(tx *tx) error {
 		d.CreatedAt = tx.timeOr(d.CreatedAt)
@@ -269,7 +270,7 @@ func scanDomain(row pgx.Row) (mtlsid.Domain, error) {
 
 // Domain returns a domain by name, in any case: ErrNotFound.
 func (s *Store) Domain(ctx context.Context, name string) (*mtlsid.Domain, error) {
-	if !validText(name) {
+	if !storeinput.Text(name) {
 		return nil, mtlsid.ErrNotFound
 	}
 	d, err := scanDomain(s.pool.QueryRow(ctx,
@@ -294,11 +295,11 @@ func (s *Store) ServiceDomains(ctx context.Context, serviceID string) ([]mtlsid.
 // at, the transaction's time if zero, and appends audit: ErrNotFound. A
 // verified domain is verified again.
 func (s *Store) VerifyDomain(ctx context.Context, name, method string, at time.Time, audit mtlsid.AuditEvent) error {
-	if err := required("verification method", method); err != nil {
+	if err := storeinput.Required("verification method", method); err != nil {
 		return err
 	}
-	if !validText(name, method) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(name, method) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "verify domain", func(tx *tx) error {
 		ct, err := tx.Exec(ctx, `UPDATE domains SET verified_at = $1, method = $2 WHERE name = $3`,
@@ -317,11 +318,11 @@ func (s *Store) VerifyDomain(ctx context.Context, name, method string, at time.T
 // the service had the role already: ErrNotFound if the service is
 // unknown.
 func (s *Store) DefineRole(ctx context.Context, serviceID, role string, audit mtlsid.AuditEvent) error {
-	if err := required("role", role); err != nil {
+	if err := storeinput.Required("role", role); err != nil {
 		return err
 	}
-	if !validText(serviceID, role) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(serviceID, role) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "define role", func(tx *tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO service_roles (service_id, role, created_at) VALUES ($1, $2, $3)
@@ -346,7 +347,7 @@ func (s *Store) ServiceRoles(ctx context.Context, serviceID string) ([]string, e
 // nothing if an argument is text PostgreSQL could not take: no stored row
 // matches it.
 func queryList[T any](ctx context.Context, s *Store, scan func(pgx.Row) (T, error), args []string, query string) ([]T, error) {
-	if !validText(args...) {
+	if !storeinput.Text(args...) {
 		return []T{}, nil
 	}
 	qargs := make([]any, len(args))

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -175,28 +174,6 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// errText refuses, before any statement, text that PostgreSQL would reject
-// with an error that aborts the whole transaction.
-var errText = mtlsid.Errorf(mtlsid.KindInvalid, "text must be valid UTF-8 without NUL characters")
-
-func validText(ss ...string) bool {
-	for _, s := range ss {
-		if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func validEvents(events []mtlsid.AuditEvent) bool {
-	for _, e := range events {
-		if !validText(e.Type, e.Actor, e.Subject, e.Detail) {
-			return false
-		}
-	}
-	return true
-}
-
 // fail finishes the error of the exported method op. Refusals (*mtlsid.Error
 // values) pass unchanged; database failures get the operation's name and,
 // where a retry may succeed, KindUnavailable.
@@ -250,17 +227,6 @@ func constraint(err error, what string) error {
 		return fmt.Errorf("%s: %w", what, mtlsid.ErrConflict)
 	}
 	return err
-}
-
-// required refuses, with KindInvalid, the first of the (name, value) pairs
-// whose value is empty.
-func required(pairs ...string) error {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if pairs[i+1] == "" {
-			return mtlsid.Errorf(mtlsid.KindInvalid, "%s is required", pairs[i])
-		}
-	}
-	return nil
 }
 
 // classify makes err match mtlsid.ErrUnavailable, keeping it as the cause,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 // CreateToken stores a new, unused token and appends audit to the chain. A
@@ -17,9 +18,9 @@ func (s *Store) CreateToken(ctx context.Context, t mtlsid.Token, audit mtlsid.Au
 	if len(t.Hash) == 0 {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "token has no hash")
 	}
-	if !validText(string(t.Purpose), t.IdentityID, t.Label, t.CreatedBy, t.UsedBy) ||
-		!validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(string(t.Purpose), t.IdentityID, t.Label, t.CreatedBy, t.UsedBy) ||
+		!storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	tx, err := s.begin(ctx)
 	if err != nil {

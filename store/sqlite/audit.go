@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 // AppendAudit adds events to the audit chain, in order, in one transaction.
@@ -13,8 +14,8 @@ func (s *Store) AppendAudit(ctx context.Context, events ...mtlsid.AuditEvent) er
 	if len(events) == 0 {
 		return nil
 	}
-	if !validEvents(events) {
-		return errText
+	if !storeinput.Events(events) {
+		return storeinput.ErrText
 	}
 	tx, err := s.begin(ctx)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 const certColumns = `serial, identity_id, profile, name, device_type, not_before, not_after,
@@ -89,8 +90,8 @@ func queryCertificates(ctx context.Context, db *sql.DB, query string, args ...an
 // retireJournal) and appends an mtlsid.AuditJournalUndone event after
 // r.Audit.
 func (s *Store) Revoke(ctx context.Context, r mtlsid.Revocation) error {
-	if !validEvents([]mtlsid.AuditEvent{r.Audit}) {
-		return errText
+	if !storeinput.Events([]mtlsid.AuditEvent{r.Audit}) {
+		return storeinput.ErrText
 	}
 	tx, err := s.begin(ctx)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 const intentColumns = `hash, service_id, type, return_url, strict_massl, local_user_name, created_at, expires_at,
@@ -37,8 +38,8 @@ func (s *Store) CreateIntent(ctx context.Context, in mtlsid.Intent) error {
 	if len(in.Hash) == 0 || in.ExpiresAt.IsZero() {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "intent needs a hash and an expiry")
 	}
-	if !validText(in.ServiceID, string(in.Type), in.ReturnURL, in.LocalUserName, in.IdentityID, in.Serial) {
-		return errText
+	if !storeinput.Text(in.ServiceID, string(in.Type), in.ReturnURL, in.LocalUserName, in.IdentityID, in.Serial) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "create intent", func(tx *tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO intents (`+intentColumns+`)
@@ -73,11 +74,11 @@ func (s *Store) Intent(ctx context.Context, hash []byte) (*mtlsid.Intent, error)
 // ErrIntentExpired (ExpiresAt <= at), ErrIntentUsed (already resolved),
 // in that order. An empty identity ID is KindInvalid.
 func (s *Store) ResolveIntent(ctx context.Context, hash []byte, identityID, serial string, at time.Time, audit mtlsid.AuditEvent) error {
-	if err := required("identity ID", identityID); err != nil {
+	if err := storeinput.Required("identity ID", identityID); err != nil {
 		return err
 	}
-	if !validText(identityID, serial) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(identityID, serial) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "resolve intent", func(tx *tx) error {
 		at := tx.timeOr(at)

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 // Issue persists a batch of issuances in one transaction, as mtlsid.Store
@@ -111,10 +112,10 @@ func checkIssuance(it *mtlsid.Issuance) error {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "certificate %s has no identity", c.Serial)
 	case it.Identity != nil && it.Identity.ID == "":
 		return mtlsid.Errorf(mtlsid.KindInvalid, "identity to create has no ID")
-	case !validText(c.Serial, c.IdentityID, string(c.Profile), c.Name, c.DeviceType, c.RenewedFrom, it.RevokeSerial),
-		it.Identity != nil && !validText(it.Identity.ID, string(it.Identity.Kind), it.Identity.Name),
-		!validEvents(it.Audit):
-		return errText
+	case !storeinput.Text(c.Serial, c.IdentityID, string(c.Profile), c.Name, c.DeviceType, c.RenewedFrom, it.RevokeSerial),
+		it.Identity != nil && !storeinput.Text(it.Identity.ID, string(it.Identity.Kind), it.Identity.Name),
+		!storeinput.Events(it.Audit):
+		return storeinput.ErrText
 	}
 	return nil
 }

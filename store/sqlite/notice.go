@@ -12,16 +12,17 @@ import (
 	"time"
 
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 // SetContact stores an identity's contact details with audit, or removes
 // them when every channel is empty: ErrNotFound if the identity is
 // unknown.
 func (s *Store) SetContact(ctx context.Context, c mtlsid.Contact, audit mtlsid.AuditEvent) error {
-	if !validText(c.IdentityID, c.Email, c.WebhookURL, c.WebhookSecret) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(c.IdentityID, c.Email, c.WebhookURL, c.WebhookSecret) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
-	if err := required("identity", c.IdentityID); err != nil {
+	if err := storeinput.Required("identity", c.IdentityID); err != nil {
 		return err
 	}
 	return s.update(ctx, "set contact", func(tx *tx) error {
@@ -158,10 +159,10 @@ func scanDueNotice(row scanner) (mtlsid.DueNotice, error) {
 // RecordNotice records a sent notice: ErrConflict if it already was,
 // ErrNotFound if the certificate is unknown.
 func (s *Store) RecordNotice(ctx context.Context, n mtlsid.SentNotice) error {
-	if !validText(n.Serial, n.Threshold) {
-		return errText
+	if !storeinput.Text(n.Serial, n.Threshold) {
+		return storeinput.ErrText
 	}
-	if err := required("serial", n.Serial, "threshold", n.Threshold); err != nil {
+	if err := storeinput.Required("serial", n.Serial, "threshold", n.Threshold); err != nil {
 		return err
 	}
 	return s.update(ctx, "record notice", func(tx *tx) error {
@@ -185,8 +186,8 @@ func (s *Store) SentNotices(ctx context.Context, serial string) ([]mtlsid.SentNo
 
 // LogDelivery appends an attempt to the delivery log.
 func (s *Store) LogDelivery(ctx context.Context, d mtlsid.Delivery) error {
-	if !validText(d.Serial, d.IdentityID, d.Threshold, d.Channel, d.Target, d.Status, d.Error) {
-		return errText
+	if !storeinput.Text(d.Serial, d.IdentityID, d.Threshold, d.Channel, d.Target, d.Status, d.Error) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "log delivery", func(tx *tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO notice_deliveries
@@ -220,10 +221,10 @@ func (s *Store) Deliveries(ctx context.Context, identityID string, limit int) ([
 
 // AcquireLease takes or extends a lease; see mtlsid.NoticeStore.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error) {
-	if !validText(name, holder) {
-		return false, errText
+	if !storeinput.Text(name, holder) {
+		return false, storeinput.ErrText
 	}
-	if err := required("lease name", name, "lease holder", holder); err != nil {
+	if err := storeinput.Required("lease name", name, "lease holder", holder); err != nil {
 		return false, err
 	}
 	var n int64
@@ -266,8 +267,8 @@ func dueExpr(ths []mtlsid.Threshold, now string) (string, error) {
 	var befores []mtlsid.Threshold
 	renewal := ""
 	for _, th := range ths {
-		if !validText(th.Name) {
-			return "", errText
+		if !storeinput.Text(th.Name) {
+			return "", storeinput.ErrText
 		}
 		if th.Renewal {
 			renewal = th.Name

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 // CreateOrg stores a new organization with its administrator and appends
@@ -16,7 +17,7 @@ import (
 // identity is unknown. admin.OrgID may be empty; its Role must be empty or
 // OrgAdministrator. Zero times become the transaction's time.
 func (s *Store) CreateOrg(ctx context.Context, o mtlsid.Organization, admin mtlsid.Member, audit mtlsid.AuditEvent) error {
-	if err := required("organization ID", o.ID, "administrator identity", admin.IdentityID); err != nil {
+	if err := storeinput.Required("organization ID", o.ID, "administrator identity", admin.IdentityID); err != nil {
 		return err
 	}
 	if admin.OrgID == "" {
@@ -28,8 +29,8 @@ func (s *Store) CreateOrg(ctx context.Context, o mtlsid.Organization, admin mtls
 	if admin.OrgID != o.ID || admin.Role != mtlsid.OrgAdministrator {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "the first member of %s must be its administrator", o.ID)
 	}
-	if !validText(o.ID, o.Name, o.Email, admin.IdentityID) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(o.ID, o.Name, o.Email, admin.IdentityID) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "create org", func(tx *tx) error {
 		created := tx.timeOr(o.CreatedAt)
@@ -78,8 +79,8 @@ func (s *Store) SetMember(ctx context.Context, m mtlsid.Member, audit mtlsid.Aud
 	if m.Role.Rank() == 0 {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "unknown organization role %q", m.Role)
 	}
-	if !validText(m.OrgID, m.IdentityID) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(m.OrgID, m.IdentityID) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "set member", func(tx *tx) error {
 		if err := insertMember(ctx, tx, m, tx.now); err != nil {
@@ -138,7 +139,7 @@ func (s *Store) Memberships(ctx context.Context, identityID string) ([]mtlsid.Me
 // def.VerifiedAt (else at the service's creation) by def.Method (else
 // "default").
 func (s *Store) CreateService(ctx context.Context, svc mtlsid.Service, def mtlsid.Domain, audit mtlsid.AuditEvent) error {
-	if err := required("service ID", svc.ID, "organization ID", svc.OrgID, "domain", def.Name); err != nil {
+	if err := storeinput.Required("service ID", svc.ID, "organization ID", svc.OrgID, "domain", def.Name); err != nil {
 		return err
 	}
 	if def.ServiceID == "" {
@@ -150,8 +151,8 @@ func (s *Store) CreateService(ctx context.Context, svc mtlsid.Service, def mtlsi
 	if err := checkDomainName(def.Name); err != nil {
 		return err
 	}
-	if !validText(svc.ID, svc.OrgID, svc.Name, def.Challenge, def.Method) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(svc.ID, svc.OrgID, svc.Name, def.Challenge, def.Method) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "create service", func(tx *tx) error {
 		created := tx.timeOr(svc.CreatedAt)
@@ -185,8 +186,8 @@ func checkDomainName(name string) error {
 	if name == "" || name != strings.ToLower(name) {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "domain %q must be non-empty and in lower case", name)
 	}
-	if !validText(name) {
-		return errText
+	if !storeinput.Text(name) {
+		return storeinput.ErrText
 	}
 	return nil
 }
@@ -237,8 +238,8 @@ func (s *Store) AddDomain(ctx context.Context, d mtlsid.Domain, audit mtlsid.Aud
 	if d.Default || d.Verified() || d.Method != "" {
 		return mtlsid.Errorf(mtlsid.KindInvalid, "domain %s must be added unverified", d.Name)
 	}
-	if !validText(d.ServiceID, d.Challenge) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(d.ServiceID, d.Challenge) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "add domain", func(tx *tx) error {
 		d.CreatedAt = tx.timeOr(d.CreatedAt)
@@ -284,11 +285,11 @@ func (s *Store) ServiceDomains(ctx context.Context, serviceID string) ([]mtlsid.
 // at, the transaction's time if zero, and appends audit: ErrNotFound. A
 // verified domain is verified again.
 func (s *Store) VerifyDomain(ctx context.Context, name, method string, at time.Time, audit mtlsid.AuditEvent) error {
-	if err := required("verification method", method); err != nil {
+	if err := storeinput.Required("verification method", method); err != nil {
 		return err
 	}
-	if !validText(name, method) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(name, method) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "verify domain", func(tx *tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE domains SET verified_at = ?, method = ? WHERE name = ?`,
@@ -307,11 +308,11 @@ func (s *Store) VerifyDomain(ctx context.Context, name, method string, at time.T
 // the service had the role already: ErrNotFound if the service is
 // unknown.
 func (s *Store) DefineRole(ctx context.Context, serviceID, role string, audit mtlsid.AuditEvent) error {
-	if err := required("role", role); err != nil {
+	if err := storeinput.Required("role", role); err != nil {
 		return err
 	}
-	if !validText(serviceID, role) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(serviceID, role) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "define role", func(tx *tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO service_roles (service_id, role, created_at) VALUES (?, ?, ?)

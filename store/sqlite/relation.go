@@ -10,23 +10,21 @@ import (
 	"time"
 
 	"github.com/mtlsid/mtlsid"
+	"github.com/mtlsid/mtlsid/internal/storeinput"
 )
 
 // The RelationStore writes run through change (journal.go): one
 // transaction with c.Audit, journaled when c.Development is set. A change
 // naming an unknown service or identity is ErrNotFound.
 
-// maxTrust is the most tokens of trust a service may give an identity.
-const maxTrust = 10000
-
 // GrantRole grants a role; granting a held role changes nothing (and
 // journals nothing) but is no error. A zero CreatedAt becomes c.At.
 func (s *Store) GrantRole(ctx context.Context, g mtlsid.RoleGrant, c mtlsid.Change) error {
-	if err := required("role", g.Role); err != nil {
+	if err := storeinput.Required("role", g.Role); err != nil {
 		return err
 	}
-	if !validText(g.ServiceID, g.IdentityID, g.Role) {
-		return errText
+	if !storeinput.Text(g.ServiceID, g.IdentityID, g.Role) {
+		return storeinput.ErrText
 	}
 	return s.change(ctx, "grant role", c, func(tx *tx, at time.Time) (*journalEntry, error) {
 		created := at
@@ -47,8 +45,8 @@ func (s *Store) GrantRole(ctx context.Context, g mtlsid.RoleGrant, c mtlsid.Chan
 
 // RevokeRole takes a role away: ErrNotFound if it was not held.
 func (s *Store) RevokeRole(ctx context.Context, serviceID, identityID, role string, c mtlsid.Change) error {
-	if !validText(serviceID, identityID, role) {
-		return errText
+	if !storeinput.Text(serviceID, identityID, role) {
+		return storeinput.ErrText
 	}
 	return s.change(ctx, "revoke role", c, func(tx *tx, at time.Time) (*journalEntry, error) {
 		var created int64
@@ -95,11 +93,11 @@ func (s *Store) IdentityGrants(ctx context.Context, identityID string) ([]mtlsid
 // appending no audit) if exactly this binding exists, ErrLocalUserTaken if
 // the name belongs to another identity. A zero CreatedAt becomes c.At.
 func (s *Store) BindLocalUser(ctx context.Context, u mtlsid.LocalUser, c mtlsid.Change) error {
-	if err := required("local user name", u.Name); err != nil {
+	if err := storeinput.Required("local user name", u.Name); err != nil {
 		return err
 	}
-	if !validText(u.ServiceID, u.IdentityID, u.Name) {
-		return errText
+	if !storeinput.Text(u.ServiceID, u.IdentityID, u.Name) {
+		return storeinput.ErrText
 	}
 	return s.change(ctx, "bind local user", c, func(tx *tx, at time.Time) (*journalEntry, error) {
 		var holder string
@@ -149,8 +147,8 @@ func (s *Store) LocalUserIdentity(ctx context.Context, serviceID, name string) (
 
 // UnbindLocalUser removes a service's binding of a local name: ErrNotFound.
 func (s *Store) UnbindLocalUser(ctx context.Context, serviceID, name string, c mtlsid.Change) error {
-	if !validText(serviceID, name) {
-		return errText
+	if !storeinput.Text(serviceID, name) {
+		return storeinput.ErrText
 	}
 	return s.change(ctx, "unbind local user", c, func(tx *tx, at time.Time) (*journalEntry, error) {
 		e := &journalEntry{kind: journalLocalUser, serviceID: serviceID, before: &image{}}
@@ -168,8 +166,8 @@ func (s *Store) UnbindLocalUser(ctx context.Context, serviceID, name string, c m
 // within 0..10000. A change that leaves the count as it was writes and
 // journals nothing.
 func (s *Store) AddTrust(ctx context.Context, serviceID, identityID string, tokens int, c mtlsid.Change) error {
-	if !validText(serviceID, identityID) {
-		return errText
+	if !storeinput.Text(serviceID, identityID) {
+		return storeinput.ErrText
 	}
 	return s.change(ctx, "add trust", c, func(tx *tx, at time.Time) (*journalEntry, error) {
 		e := &journalEntry{kind: journalTrust, serviceID: serviceID, identityID: identityID}
@@ -182,7 +180,7 @@ func (s *Store) AddTrust(ctx context.Context, serviceID, identityID string, toke
 		case !errors.Is(err, sql.ErrNoRows):
 			return nil, err
 		}
-		n := addTokens(b.Tokens, tokens)
+		n := storeinput.AddTokens(b.Tokens, tokens)
 		if n == b.Tokens {
 			// Nothing changes, not even a row of 0 for a pair without one;
 			// the identity and service are still checked.
@@ -195,12 +193,6 @@ func (s *Store) AddTrust(ctx context.Context, serviceID, identityID string, toke
 		}
 		return e, nil
 	})
-}
-
-// addTokens returns have+add kept within 0..maxTrust, without overflowing.
-func addTokens(have, add int) int {
-	add = min(max(add, -maxTrust), maxTrust)
-	return min(max(have+add, 0), maxTrust)
 }
 
 // checkPair returns ErrNotFound unless both the service and the identity
@@ -218,8 +210,8 @@ func checkPair(ctx context.Context, tx *tx, serviceID, identityID string) error 
 // SetSecret stores the service's secret for an identity; "" clears it. A
 // change that leaves the secret as it was writes and journals nothing.
 func (s *Store) SetSecret(ctx context.Context, serviceID, identityID, secret string, c mtlsid.Change) error {
-	if !validText(serviceID, identityID, secret) {
-		return errText
+	if !storeinput.Text(serviceID, identityID, secret) {
+		return storeinput.ErrText
 	}
 	return s.change(ctx, "set secret", c, func(tx *tx, at time.Time) (*journalEntry, error) {
 		e := &journalEntry{kind: journalSecret, serviceID: serviceID, identityID: identityID}
@@ -253,11 +245,11 @@ func (s *Store) SetSecret(ctx context.Context, serviceID, identityID, secret str
 // reported this certificate, or if the reference is taken. A zero
 // CreatedAt becomes c.At.
 func (s *Store) ReportIntrusion(ctx context.Context, in mtlsid.Intrusion, c mtlsid.Change) error {
-	if err := required("intrusion reference", in.Ref); err != nil {
+	if err := storeinput.Required("intrusion reference", in.Ref); err != nil {
 		return err
 	}
-	if !validText(in.Ref, in.ServiceID, in.IdentityID, in.Serial, in.Severity, in.Message, in.Detail) {
-		return errText
+	if !storeinput.Text(in.Ref, in.ServiceID, in.IdentityID, in.Serial, in.Severity, in.Message, in.Detail) {
+		return storeinput.ErrText
 	}
 	return s.change(ctx, "report intrusion", c, func(tx *tx, at time.Time) (*journalEntry, error) {
 		created := at
@@ -281,8 +273,8 @@ func (s *Store) ReportIntrusion(ctx context.Context, in mtlsid.Intrusion, c mtls
 // WithdrawIntrusion removes the service's own report: ErrNotFound, also
 // for another service's report.
 func (s *Store) WithdrawIntrusion(ctx context.Context, serviceID, ref string, c mtlsid.Change) error {
-	if !validText(serviceID, ref) {
-		return errText
+	if !storeinput.Text(serviceID, ref) {
+		return storeinput.ErrText
 	}
 	return s.change(ctx, "withdraw intrusion", c, func(tx *tx, at time.Time) (*journalEntry, error) {
 		e := &journalEntry{kind: journalIntrusion, serviceID: serviceID, key: ref, before: &image{}}
@@ -335,8 +327,8 @@ func splitList(s sql.NullString) []string {
 // later calls change nothing and append no audit event, but succeed.
 // Unknown service or identity: ErrNotFound.
 func (s *Store) RecordConsent(ctx context.Context, serviceID, identityID string, at time.Time, audit mtlsid.AuditEvent) error {
-	if !validText(serviceID, identityID) || !validEvents([]mtlsid.AuditEvent{audit}) {
-		return errText
+	if !storeinput.Text(serviceID, identityID) || !storeinput.Events([]mtlsid.AuditEvent{audit}) {
+		return storeinput.ErrText
 	}
 	return s.update(ctx, "record consent", func(tx *tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO consents (service_id, identity_id, created_at)

@@ -10,9 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mtlsid/mtlsid"
 	"modernc.org/sqlite"
@@ -202,28 +200,6 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// errText refuses text that PostgreSQL cannot store, so that both stores
-// accept the same input.
-var errText = mtlsid.Errorf(mtlsid.KindInvalid, "text must be valid UTF-8 without NUL characters")
-
-func validText(ss ...string) bool {
-	for _, s := range ss {
-		if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func validEvents(events []mtlsid.AuditEvent) bool {
-	for _, e := range events {
-		if !validText(e.Type, e.Actor, e.Subject, e.Detail) {
-			return false
-		}
-	}
-	return true
-}
-
 // fail finishes the error of the exported method op. Refusals (*mtlsid.Error
 // values) pass unchanged; database failures get the operation's name and,
 // where a retry may succeed, KindUnavailable.
@@ -267,17 +243,6 @@ func constraint(err error, what string) error {
 		return fmt.Errorf("%s: %w", what, mtlsid.ErrConflict)
 	}
 	return err
-}
-
-// required refuses, with KindInvalid, the first of the (name, value) pairs
-// whose value is empty.
-func required(pairs ...string) error {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if pairs[i+1] == "" {
-			return mtlsid.Errorf(mtlsid.KindInvalid, "%s is required", pairs[i])
-		}
-	}
-	return nil
 }
 
 // rowsAffected returns how many rows a statement changed.
