@@ -117,7 +117,13 @@ func (c *CRL) Run(ctx context.Context, interval time.Duration) {
 		interval = time.Hour
 	}
 	interval = min(interval, 24*time.Hour, c.cfg.Validity/3)
-	t := time.NewTimer(0)
+	// A CRL made just before (serve makes one before it listens) is not
+	// signed again at once: the first refresh waits an interval.
+	first := time.Duration(0)
+	if c.current.Load() != nil {
+		first = interval
+	}
+	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
 		select {
