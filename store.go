@@ -61,6 +61,8 @@ type Store interface {
 	NoticeStore
 	// Consents, development journals, invites and device names.
 	AccountStore
+	// Events between nodes, the shared CRL and shared secrets.
+	FleetStore
 
 	// AppendAudit adds events to the audit chain, in order.
 	AppendAudit(ctx context.Context, events ...AuditEvent) error
@@ -218,4 +220,10 @@ type IntentStore interface {
 	// ErrNotFound (also for another service's intent), ErrIntentExpired,
 	// ErrIntentUsed (already consumed), or KindConflict if not resolved yet.
 	ConsumeIntent(ctx context.Context, hash []byte, serviceID string, at time.Time) (*Intent, error)
+	// PurgeIntents deletes the intents, in any state, whose ExpiresAt is
+	// before before, and reports how many. It works in batches of at most
+	// limit rows, each its own transaction, so that it never holds a lock
+	// for long; if ctx ends between batches it returns what it deleted
+	// and ctx's error.
+	PurgeIntents(ctx context.Context, before time.Time, limit int) (int64, error)
 }

@@ -44,10 +44,17 @@ type Config struct {
 	// OpenSignup lets people sign up without an enrollment token (see
 	// SignUp). False means a token is needed.
 	OpenSignup bool
+	// CacheTTL bounds how long an Identity-Inquiry answer read from memory
+	// may lag the database if an event was missed. Zero means
+	// DefaultCacheTTL.
+	CacheTTL time.Duration
 }
 
-// Authority runs mtlsid's use cases. It is safe for concurrent use. Close
-// stops its group committer; calls after Close fail.
+// Authority runs mtlsid's use cases. It is safe for concurrent use. It
+// follows the store's events (see mtlsid.FleetStore.Follow) from New to
+// Close, so that a change made by any node sharing the database drops
+// what this node cached and reaches its subscribers. Close stops its
+// group committer and the following; calls after Close fail.
 type Authority struct {
 	store    mtlsid.Store
 	ca       *ca.CA
@@ -64,10 +71,17 @@ type Authority struct {
 	openSignup bool
 	recent     *recentCalls
 	cache      *readCache
-	bus        *revocationBus
+	bus        *bus
+	stopFollow context.CancelFunc
+	followDone chan struct{}
 }
 
-// New returns an Authority for cfg and starts its group committer.
+// followWait bounds how long New waits for the store's events to flow.
+const followWait = 5 * time.Second
+
+// New returns an Authority for cfg, starts its group committer, and
+// starts following the store's events, waiting up to five seconds for
+// them to flow.
 func New(cfg Config) (*Authority, error) {
 	if cfg.Store == nil {
 		return nil, mtlsid.Errorf(mtlsid.KindInvalid, "authority: no store")
@@ -111,14 +125,35 @@ func New(cfg Config) (*Authority, error) {
 	a.verifier = cfg.Verifier
 	a.openSignup = cfg.OpenSignup
 	a.recent = newRecentCalls(50, 100000)
-	a.cache = newReadCache(a.now)
-	a.bus = newRevocationBus()
+	ttl := cfg.CacheTTL
+	if ttl <= 0 {
+		ttl = DefaultCacheTTL
+	}
+	a.cache = newReadCache(ttl, a.now)
+	a.bus = newBus()
 	a.commit = newCommitter(cfg.Store, maxBatch, a.log)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stopFollow, a.followDone = cancel, make(chan struct{})
+	following := make(chan struct{})
+	go func() { defer close(a.followDone); a.follow(ctx, following) }()
+	// Wait until the events flow, so that a subscriber of this node misses
+	// none; a database slow to answer only delays that (its reconnection
+	// restarts the subscribers that came before).
+	select {
+	case <-following:
+	case <-time.After(followWait):
+		a.log.Warn("not following the database's events yet; going on", "waited", followWait)
+	}
 	return a, nil
 }
 
-// Close stops the group committer after the batch in flight.
-func (a *Authority) Close() { a.commit.close() }
+// Close stops following the store's events, and the group committer after
+// the batch in flight. It is safe to call more than once.
+func (a *Authority) Close() {
+	a.stopFollow()
+	<-a.followDone
+	a.commit.close()
+}
 
 // CA returns the authority's certificate authority.
 func (a *Authority) CA() *ca.CA { return a.ca }

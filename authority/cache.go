@@ -2,16 +2,19 @@ package authority
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/mtlsid/mtlsid"
 	"github.com/mtlsid/mtlsid/internal/ttlcache"
 )
 
-// cacheTTL bounds how long a read served from memory may lag the database.
-// This node drops what it changes at once; a change made by another node
-// on the same database shows here within cacheTTL.
-const cacheTTL = 5 * time.Second
+// DefaultCacheTTL bounds how long a read served from memory may lag the
+// database when Config.CacheTTL is zero. Every node drops what any node
+// changes as soon as the change's event arrives (see follow); the TTL only
+// bounds what an event missed while the feed was down could leave behind,
+// and the feed's reconnection flushes the cache anyway.
+const DefaultCacheTTL = 5 * time.Second
 
 // readCache keeps the reads behind every Identity-Inquiry: certificates by
 // serial, services, relations, and identities' creation times.
@@ -20,17 +23,29 @@ type readCache struct {
 	services  *ttlcache.Cache[string, *mtlsid.Service]
 	relations *ttlcache.Cache[relKey, *mtlsid.Relation]
 	created   *ttlcache.Cache[string, time.Time]
+	// gen counts the drops of certificates and relations. A read that
+	// began before a drop does not fill the cache: it may have read the
+	// row as it was before the change the drop is for.
+	gen atomic.Uint64
 }
 
 type relKey struct{ service, identity string }
 
-func newReadCache(now func() time.Time) *readCache {
+func newReadCache(ttl time.Duration, now func() time.Time) *readCache {
 	return &readCache{
-		certs:     ttlcache.New[string, *mtlsid.Certificate](cacheTTL, 500_000, now),
-		services:  ttlcache.New[string, *mtlsid.Service](cacheTTL, 10_000, now),
-		relations: ttlcache.New[relKey, *mtlsid.Relation](cacheTTL, 500_000, now),
+		certs:     ttlcache.New[string, *mtlsid.Certificate](ttl, 500_000, now),
+		services:  ttlcache.New[string, *mtlsid.Service](ttl, 10_000, now),
+		relations: ttlcache.New[relKey, *mtlsid.Relation](ttl, 500_000, now),
 		created:   ttlcache.New[string, time.Time](time.Hour, 500_000, now),
 	}
+}
+
+// clear drops everything: events may have been missed.
+func (c *readCache) clear() {
+	c.gen.Add(1)
+	c.certs.Clear()
+	c.services.Clear()
+	c.relations.Clear()
 }
 
 // certificate returns the stored certificate with this decimal serial.
@@ -39,11 +54,14 @@ func (a *Authority) certificate(ctx context.Context, serial string) (*mtlsid.Cer
 	if c, ok := a.cache.certs.Get(serial); ok {
 		return c, nil
 	}
+	gen := a.cache.gen.Load()
 	c, err := a.store.Certificate(ctx, serial)
 	if err != nil {
 		return nil, err
 	}
-	a.cache.certs.Put(serial, c)
+	if a.cache.gen.Load() == gen {
+		a.cache.certs.Put(serial, c)
+	}
 	return c, nil
 }
 
@@ -64,11 +82,14 @@ func (a *Authority) relation(ctx context.Context, serviceID, identityID string) 
 	if r, ok := a.cache.relations.Get(k); ok {
 		return r, nil
 	}
+	gen := a.cache.gen.Load()
 	r, err := a.store.Relation(ctx, serviceID, identityID)
 	if err != nil {
 		return nil, err
 	}
-	a.cache.relations.Put(k, r)
+	if a.cache.gen.Load() == gen {
+		a.cache.relations.Put(k, r)
+	}
 	return r, nil
 }
 
@@ -86,13 +107,22 @@ func (a *Authority) identityCreated(ctx context.Context, id string) (time.Time, 
 
 // relationChanged drops what the service knows of the identity.
 func (a *Authority) relationChanged(serviceID, identityID string) {
+	a.cache.gen.Add(1)
 	a.cache.relations.Delete(relKey{serviceID, identityID})
+}
+
+// relationsChanged drops every relation: the change's identity is not
+// known here.
+func (a *Authority) relationsChanged() {
+	a.cache.gen.Add(1)
+	a.cache.relations.Clear()
 }
 
 // certificateRevoked drops the certificate; a revoked development
 // certificate may have undone changes anywhere in its service, so every
 // relation is dropped too.
 func (a *Authority) certificateRevoked(serial string) {
+	a.cache.gen.Add(1)
 	if c, ok := a.cache.certs.Get(serial); !ok || c.Development || c.Profile == mtlsid.ProfileAgent {
 		a.cache.relations.Clear()
 	}

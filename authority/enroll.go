@@ -201,7 +201,6 @@ func (a *Authority) signOnce(ctx context.Context, s signing) (*Issued, error) {
 	}
 	if s.revokeSerial != "" {
 		a.certificateRevoked(s.revokeSerial)
-		a.publishRevocation(s.revokeSerial)
 	}
 	if s.revokeSerial != "" && a.onRevoke != nil {
 		a.onRevoke(ctx)

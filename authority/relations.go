@@ -63,7 +63,7 @@ func (a *Authority) UnbindLocalUser(ctx context.Context, caller *APICaller, name
 	}
 	c := a.change(caller.actor(), mtlsid.AuditLocalUserUnbound, caller.Service.ID, "local_user="+name)
 	// The binding's identity is not known here: drop every relation.
-	defer a.cache.relations.Clear()
+	defer a.relationsChanged()
 	return a.store.UnbindLocalUser(ctx, caller.Service.ID, name, c)
 }
 
@@ -169,6 +169,6 @@ func (a *Authority) WithdrawIntrusion(ctx context.Context, caller *APICaller, re
 		return mtlsid.Errorf(mtlsid.KindInvalid, "value is required")
 	}
 	c := a.change(caller.actor(), mtlsid.AuditIntrusionWithdrawn, caller.Service.ID, "ref="+ref)
-	defer a.cache.relations.Clear()
+	defer a.relationsChanged()
 	return a.store.WithdrawIntrusion(ctx, caller.Service.ID, ref, c)
 }

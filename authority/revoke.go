@@ -58,7 +58,6 @@ func (a *Authority) revoke(ctx context.Context, serial string, reason int, actor
 		return err
 	}
 	a.certificateRevoked(serial)
-	a.publishRevocation(serial)
 	a.log.Info("revoked", "serial", serial, "by", actor, "reason", reason)
 	if a.onRevoke != nil {
 		a.onRevoke(ctx)

@@ -7,7 +7,11 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
+
+	"github.com/mtlsid/mtlsid/sdk"
 )
 
 // Access modes of a perimeter or a path rule.
@@ -36,6 +40,27 @@ type Config struct {
 	// Perimeters are the HTTP perimeters. Perimeters sharing a listen
 	// address are chosen by SNI and Host.
 	Perimeters []Perimeter `yaml:"perimeters"`
+	// TCP are the TCP perimeters (tcp.go): TLS ended with a client
+	// certificate required, roles checked, then plain bytes relayed.
+	TCP []TCPPerimeter `yaml:"tcp"`
+	// Passthrough are the pass-through listeners (passthrough.go): the
+	// ClientHello's server name chooses an upstream; TLS is not ended.
+	Passthrough []Passthrough `yaml:"passthrough"`
+	// Admin is the administrators' listener: status page and metrics
+	// (see admin.go); nil: none.
+	Admin *Admin `yaml:"admin"`
+	// StateDir keeps the server certificate of tls.auto perimeters
+	// between runs. Required with tls.auto.
+	StateDir string `yaml:"state_dir"`
+	// Client asks the authority for the server certificate of tls.auto
+	// perimeters (Service-Identity-Request, with the agent certificate).
+	// Required with tls.auto.
+	Client *sdk.IdentityClient `yaml:"-"`
+	// Metrics receives the gateway's metrics; nil: New makes its own.
+	Metrics *Metrics `yaml:"-"`
+	// Clock replaces time.Now for the renewal of tls.auto certificates
+	// (tests).
+	Clock func() time.Time `yaml:"-"`
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -58,8 +83,11 @@ type Perimeter struct {
 	ClientCert string `yaml:"client_cert"`
 	// Upstream is the base URL requests go to: http:// on loopback, or
 	// https:// (then the gateway presents its agent certificate: a second
-	// mTLS channel). Required.
+	// mTLS channel). Upstream or Upstreams is required.
 	Upstream string `yaml:"upstream"`
+	// Upstreams are more base URLs, used in turn with Upstream (round
+	// robin; see upstreams.go). They must share one path.
+	Upstreams []string `yaml:"upstreams"`
 	// UpstreamCA is a PEM file of roots for an https upstream; default:
 	// the system roots.
 	UpstreamCA string `yaml:"upstream_ca"`
@@ -78,10 +106,15 @@ type Perimeter struct {
 	Paths []Rule `yaml:"paths"`
 }
 
-// TLSFiles names a PEM certificate (with its chain) and its key.
+// TLSFiles names a PEM certificate (with its chain) and its key, or asks
+// for a server certificate from the authority.
 type TLSFiles struct {
 	CertFile string `yaml:"cert"`
 	KeyFile  string `yaml:"key"`
+	// Auto: the gateway obtains the service's server certificate from the
+	// authority, keeps it in Config.StateDir and renews it (servercert.go),
+	// instead of CertFile and KeyFile.
+	Auto bool `yaml:"auto"`
 }
 
 // Headers names the forwarded identity headers. Each empty field takes
@@ -146,8 +179,8 @@ func (p *Perimeter) validate() error {
 		}
 		p.Hostnames[i] = h
 	}
-	if p.TLS.CertFile == "" || p.TLS.KeyFile == "" {
-		return configErr(p, "tls.cert and tls.key are required")
+	if err := p.TLS.check(); err != nil {
+		return configErr(p, "%v", err)
 	}
 	switch p.ClientCert {
 	case "":
@@ -207,24 +240,63 @@ func checkMode(m *string, def string) error {
 // checkUpstream applies the rule of the hop to the upstream: loopback,
 // or TLS, or an explicit insecure choice.
 func (p *Perimeter) checkUpstream() error {
-	if p.Upstream == "" {
+	all := p.upstreamURLs()
+	if len(all) == 0 {
 		return configErr(p, "upstream is required")
 	}
-	u, err := url.Parse(p.Upstream)
-	if err != nil || u.Host == "" {
-		return configErr(p, "upstream %q is not a URL like http://127.0.0.1:8080", p.Upstream)
+	https, path := false, ""
+	for i, raw := range all {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			return configErr(p, "upstream %q is not a URL like http://127.0.0.1:8080", raw)
+		}
+		if u.RawQuery != "" || u.Fragment != "" {
+			return configErr(p, "upstream %q: no query or fragment", raw)
+		}
+		switch u.Scheme {
+		case "https":
+			https = true
+		case "http":
+			if !isLoopback(u.Hostname()) && !p.InsecurePlaintextUpstream {
+				return configErr(p, "upstream %q is plain text on a non-loopback address: use https (the gateway presents its agent certificate), or set insecure_plaintext_upstream: true", raw)
+			}
+		default:
+			return configErr(p, "upstream %q: scheme must be http or https", raw)
+		}
+		// A request retried on another upstream keeps its path: the
+		// upstreams differ only by scheme and address.
+		if i == 0 {
+			path = strings.TrimSuffix(u.Path, "/")
+		} else if strings.TrimSuffix(u.Path, "/") != path {
+			return configErr(p, "upstreams %q and %q have different paths", all[0], raw)
+		}
 	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if p.UpstreamCA != "" {
-			return configErr(p, "upstream_ca is set but upstream %q is not https", p.Upstream)
+	if p.UpstreamCA != "" && !https {
+		return configErr(p, "upstream_ca is set but upstream %q is not https", all[0])
+	}
+	return nil
+}
+
+// upstreamURLs is Upstream followed by Upstreams, without repeats.
+func (p *Perimeter) upstreamURLs() []string {
+	var out []string
+	for _, u := range append([]string{p.Upstream}, p.Upstreams...) {
+		if u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
 		}
-		if !isLoopback(u.Hostname()) && !p.InsecurePlaintextUpstream {
-			return configErr(p, "upstream %q is plain text on a non-loopback address: use https (the gateway presents its agent certificate), or set insecure_plaintext_upstream: true", p.Upstream)
-		}
-	default:
-		return configErr(p, "upstream %q: scheme must be http or https", p.Upstream)
+	}
+	return out
+}
+
+// check requires files, or auto without files.
+func (t TLSFiles) check() error {
+	switch {
+	case t.Auto && (t.CertFile != "" || t.KeyFile != ""):
+		return errors.New("tls: auto: true obtains the certificate from the authority; remove cert and key")
+	case t.Auto:
+		return nil
+	case t.CertFile == "" || t.KeyFile == "":
+		return errors.New("tls.cert and tls.key are required (or tls: {auto: true})")
 	}
 	return nil
 }

@@ -11,27 +11,44 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/mtlsid/mtlsid/internal/connlimit"
 	"github.com/mtlsid/mtlsid/sdk"
 )
 
 // Gateway serves the HTTP perimeters of a Config. Make it with New, then
-// Listen and Serve (or Run); Shutdown stops it. It is safe for concurrent
-// use.
+// Listen and Serve (or Run); Reload replaces the configuration while it
+// serves; Shutdown stops it. It is safe for concurrent use.
+//
+// Every request and handshake reads the current routing state (cur)
+// once: a reload swaps it, so that new requests and handshakes use the
+// new configuration while those in progress finish on the old one.
 type Gateway struct {
-	log    *slog.Logger
-	groups []*group
+	log     *slog.Logger
+	metrics *Metrics
+	cur     atomic.Pointer[state]
+	streams *streams // TCP perimeters and pass-through listeners (streams.go); not reloaded
 
-	mu        sync.Mutex
-	listeners []net.Listener
-	servers   []*http.Server
+	mu        sync.Mutex // serializes New's successors: Listen, Serve, Reload, Shutdown
+	listeners map[string]*listener
+	bound     bool // Listen was called: reloads open and close listeners
+	serving   bool
 	closed    bool
+	stopped   chan struct{} // closed by Shutdown
+	fatal     chan error    // a listener that failed
+	servers   sync.WaitGroup
+	draining  sync.WaitGroup // listeners a reload removed, shutting down
+
+	reloadsOK, reloadsFailed atomic.Int64
+	lastReloadErr            atomic.Pointer[string]
+	// Cache counts of middlewares a reload replaced, so that the
+	// exported counters never go down.
+	retiredHits, retiredMisses atomic.Uint64
 }
 
 // group is the perimeters sharing one listen address.
@@ -44,8 +61,10 @@ type group struct {
 type perimeter struct {
 	cfg   Perimeter
 	tls   *tls.Config
+	cert  certFunc // the server certificate
 	strip stripSet
 	rules []*rule // longest path first
+	up    *pool
 }
 
 type rule struct {
@@ -57,58 +76,47 @@ type rule struct {
 // New validates cfg and prepares the perimeters. mw identifies clients
 // (its TLSConfig supplies the client CAs; give it sdk.WithPage(RenderPage)
 // for the gateway's page); agent is the gateway's agent certificate,
-// presented to https upstreams. It reads the TLS and CA files now.
+// presented to https upstreams. It reads the TLS and CA files now, and
+// obtains the server certificate of tls.auto perimeters.
 func New(cfg Config, mw *sdk.Middleware, agent *sdk.CertSource) (*Gateway, error) {
 	if mw == nil {
 		return nil, errors.New("gateway: a middleware is required")
 	}
-	if len(cfg.Perimeters) == 0 {
-		return nil, fmt.Errorf("%w: no perimeters", ErrConfig)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	g := &Gateway{log: cfg.Logger}
+	g := &Gateway{log: cfg.Logger, metrics: cfg.Metrics, listeners: map[string]*listener{},
+		stopped: make(chan struct{}), fatal: make(chan error, 1)}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
-	byAddr := map[string]*group{}
-	for i := range cfg.Perimeters {
-		pc := cfg.Perimeters[i]
-		pc.Hostnames = slices.Clone(pc.Hostnames)
-		pc.Paths = slices.Clone(pc.Paths)
-		if err := pc.validate(); err != nil {
-			return nil, err
-		}
-		p, err := g.newPerimeter(pc, mw, agent)
-		if err != nil {
-			return nil, err
-		}
-		key := pc.Listen
-		if _, port, _ := net.SplitHostPort(pc.Listen); port == "0" {
-			key = fmt.Sprint(pc.Listen, "#", i) // an ephemeral port is never shared
-		}
-		gr := byAddr[key]
-		if gr == nil {
-			gr = &group{addr: pc.Listen}
-			byAddr[key] = gr
-			g.groups = append(g.groups, gr)
-		}
-		for _, o := range gr.perimeters {
-			if err := overlap(o, p); err != nil {
-				return nil, err
-			}
-		}
-		gr.perimeters = append(gr.perimeters, p)
+	if g.metrics == nil {
+		g.metrics = NewMetrics()
 	}
+	st, err := g.build(cfg, mw, agent) // stops what it started on error
+	if err != nil {
+		return nil, err
+	}
+	if g.streams, err = newStreams(cfg, mw, agent, g.log, g.metrics); err != nil {
+		if st.auto != nil {
+			st.auto.stop()
+		}
+		return nil, err
+	}
+	st.gen = 1
+	g.cur.Store(st)
+	g.metrics.attach(g)
 	return g, nil
 }
 
 // Validate checks cfg without reading any file or network: the errors
 // wrap ErrConfig. New calls it.
 func (cfg Config) Validate() error {
-	if len(cfg.Perimeters) == 0 {
+	if len(cfg.Perimeters) == 0 && len(cfg.TCP) == 0 && len(cfg.Passthrough) == 0 {
 		return fmt.Errorf("%w: no perimeters", ErrConfig)
+	}
+	if err := cfg.validateStreams(); err != nil {
+		return err
+	}
+	if err := cfg.validateOps(); err != nil {
+		return err
 	}
 	names := map[string]bool{}
 	for i := range cfg.Perimeters {
@@ -141,42 +149,31 @@ func overlap(a, b *perimeter) error {
 	return nil
 }
 
-func (g *Gateway) newPerimeter(pc Perimeter, mw *sdk.Middleware, agent *sdk.CertSource) (*perimeter, error) {
-	cert, err := tls.LoadX509KeyPair(pc.TLS.CertFile, pc.TLS.KeyFile)
+func (g *Gateway) newPerimeter(pc Perimeter, mw *sdk.Middleware, agent *sdk.CertSource, auto *autoCerts) (*perimeter, error) {
+	cert, err := loadCert(pc.Name, pc.TLS, auto)
 	if err != nil {
-		return nil, fmt.Errorf("perimeter %s: load TLS certificate: %w", pc.Name, err)
+		return nil, err
 	}
-	p := &perimeter{cfg: pc, strip: newStripSet(pc.Headers, pc.StripHeaders)}
-	p.tls = mw.TLSConfig(&tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
+	if pc.TLS.Auto {
+		for _, h := range pc.Hostnames {
+			if !auto.covers(h) {
+				g.log.Warn("the server certificate from the authority does not cover a hostname of the perimeter: add and verify the domain for the service at the authority",
+					"perimeter", pc.Name, "hostname", h, "certificate_names", auto.leaf().DNSNames)
+			}
+		}
+	}
+	p := &perimeter{cfg: pc, cert: cert, strip: newStripSet(pc.Headers, pc.StripHeaders)}
+	p.tls = mw.TLSConfig(&tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.get, NextProtos: []string{"h2", "http/1.1"}})
 	if pc.ClientCert == ClientCertRequire {
 		p.tls.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	up, _ := url.Parse(pc.Upstream)
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if up.Scheme == "https" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if agent != nil {
-			tc.GetClientCertificate = agent.GetClientCertificate
-		}
-		if pc.UpstreamCA != "" {
-			pem, err := os.ReadFile(pc.UpstreamCA)
-			if err != nil {
-				return nil, fmt.Errorf("perimeter %s: upstream_ca: %w", pc.Name, err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("%w: perimeter %s: upstream_ca %s holds no certificate", ErrConfig, pc.Name, pc.UpstreamCA)
-			}
-		}
-		transport.TLSClientConfig = tc
-	} else if !isLoopback(up.Hostname()) {
-		g.log.Warn("INSECURE: plain-text upstream on a non-loopback address; identity headers and traffic cross the network unprotected",
-			"perimeter", pc.Name, "upstream", pc.Upstream)
+	if p.up, err = g.newPool(pc, agent); err != nil {
+		return nil, err
 	}
 	proxy := &httputil.ReverseProxy{
-		Transport: transport,
+		Transport: p.up,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(up)
+			pr.SetURL(p.up.base)
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 			p.strip.strip(pr.Out.Header)
@@ -184,10 +181,14 @@ func (g *Gateway) newPerimeter(pc Perimeter, mw *sdk.Middleware, agent *sdk.Cert
 			if t := pr.In.TLS; t != nil && len(t.VerifiedChains) > 0 {
 				chain = t.VerifiedChains[0]
 			}
-			p.cfg.Headers.setIdentity(pr.Out.Header, sdk.FromContext(pr.In.Context()), chain)
+			prof := sdk.FromContext(pr.In.Context())
+			p.cfg.Headers.setIdentity(pr.Out.Header, prof, chain)
+			if ri := infoOf(pr.In); ri != nil {
+				ri.decision, ri.profile = ri.pending, prof
+			}
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			g.log.Error("upstream failed", "perimeter", pc.Name, "upstream", pc.Upstream, "err", err)
+			g.log.Error("upstream failed", "perimeter", pc.Name, "upstream", p.up.String(), "err", err)
 			render(w, r, pageData{Page: sdk.Page{Status: http.StatusBadGateway, Title: "Service unavailable",
 				Message: "The service behind this gateway did not answer. Try again in a moment."}})
 		},
@@ -201,17 +202,18 @@ func (g *Gateway) newPerimeter(pc Perimeter, mw *sdk.Middleware, agent *sdk.Cert
 		ident := mw.Identify(proxy)
 		switch {
 		case rc.Mode == ModeForward:
-			r.h = ident
+			r.h = pending(DecisionForwarded, ident)
 		case rc.Anonymous:
-			r.h = ident
+			r.h = pending(DecisionAnonymous, ident)
 		default:
-			enforced := mw.Wrap(requireRoles(rc.Roles, proxy))
+			enforced := pending(DecisionAllowed, mw.Wrap(requireRoles(rc.Roles, proxy)))
 			if len(r.exempt) == 0 {
 				r.h = enforced
 			} else {
+				exempt := pending(DecisionExempt, ident)
 				r.h = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 					if r.exempted(req) {
-						ident.ServeHTTP(w, req)
+						exempt.ServeHTTP(w, req)
 						return
 					}
 					enforced.ServeHTTP(w, req)
@@ -254,6 +256,9 @@ func requireRoles(roles Roles, next http.Handler) http.Handler {
 			}
 		}
 		anyOK := len(roles.AnyOf) == 0 || slices.ContainsFunc(roles.AnyOf, p.HasRole)
+		if ri := infoOf(r); ri != nil {
+			ri.profile = p
+		}
 		if len(missing) == 0 && anyOK && p != nil {
 			next.ServeHTTP(w, r)
 			return
@@ -314,18 +319,16 @@ func (gr *group) pick(name string) *perimeter {
 	return anyName
 }
 
-func (gr *group) tlsConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"h2", "http/1.1"},
-		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			if p := gr.pick(hello.ServerName); p != nil {
-				return p.tls, nil
-			}
-			return nil, fmt.Errorf("gateway: no perimeter serves %q", hello.ServerName)
-		},
+// configFor is the TLS configuration of the perimeter the ClientHello's
+// server name picks.
+func (gr *group) configFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if p := gr.pick(hello.ServerName); p != nil {
+		return p.tls, nil
 	}
+	return nil, fmt.Errorf("gateway: no perimeter serves %q", hello.ServerName)
 }
+
+func (gr *group) listenAddr() string { return gr.addr }
 
 // ServeHTTP routes by Host, which must choose the same perimeter as the
 // connection's SNI: a request for another perimeter on a connection
@@ -336,6 +339,9 @@ func (gr *group) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		host = h
 	}
 	p := gr.pick(host)
+	if ri := infoOf(r); ri != nil && p != nil {
+		ri.perimeter = p.cfg.Name
+	}
 	if p == nil || r.TLS == nil || gr.pick(r.TLS.ServerName) != p {
 		render(w, r, pageData{Page: sdk.Page{Status: http.StatusMisdirectedRequest, Title: "Wrong address",
 			Message: "This gateway does not serve that name on this connection."}})
@@ -344,92 +350,182 @@ func (gr *group) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.ServeHTTP(w, r)
 }
 
-// Listen binds every perimeter's address. Addrs then reports them.
+// listener is one bound address and the server on it. Its handler and
+// TLS configuration read the current state for its key at every request
+// and handshake.
+type listener struct {
+	key string
+	ln  net.Listener
+	srv *http.Server
+}
+
+func (g *Gateway) newListener(key, addr string) (*listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: listen %s: %w", addr, err)
+	}
+	ln = connlimit.Listener(ln, connlimit.Default)
+	l := &listener{key: key, ln: ln}
+	l.srv = &http.Server{
+		Handler: g.siteHandler(key),
+		TLSConfig: &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"},
+			GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+				if s := g.cur.Load().sites[key]; s != nil {
+					return s.configFor(hello)
+				}
+				return nil, fmt.Errorf("gateway: %s is closing", addr)
+			},
+		},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second, // idle keep-alive connections are not held forever
+		MaxHeaderBytes:    64 << 10,          // as serve; the default (1 MiB) would pass 1 MiB headers upstream
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		ConnState:         g.metrics.connState(key),
+	}
+	return l, nil
+}
+
+// start serves l in the background; a failure other than a shutdown
+// ends Serve.
+func (g *Gateway) start(l *listener) {
+	g.servers.Go(func() {
+		if err := l.srv.ServeTLS(l.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case g.fatal <- fmt.Errorf("gateway: serve %s: %w", l.ln.Addr(), err):
+			default:
+			}
+		}
+	})
+}
+
+// Listen binds every perimeter's address (and the admin listener's).
+// Addrs then reports them.
 func (g *Gateway) Listen() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for _, gr := range g.groups {
-		ln, err := net.Listen("tcp", gr.addr)
-		if err != nil {
-			for _, l := range g.listeners {
-				l.Close()
-			}
-			g.listeners = nil
-			return fmt.Errorf("gateway: listen %s: %w", gr.addr, err)
-		}
-		g.listeners = append(g.listeners, ln)
+	if g.closed {
+		return errors.New("gateway: closed")
 	}
+	st := g.cur.Load()
+	var opened []*listener
+	for _, key := range st.keys {
+		if g.listeners[key] != nil {
+			continue
+		}
+		l, err := g.newListener(key, st.sites[key].listenAddr())
+		if err != nil {
+			for _, o := range opened {
+				o.ln.Close()
+			}
+			return err
+		}
+		opened = append(opened, l)
+	}
+	if err := g.streams.listen(); err != nil {
+		for _, o := range opened {
+			o.ln.Close()
+		}
+		return err
+	}
+	for _, l := range opened {
+		g.listeners[l.key] = l
+	}
+	g.bound = true
 	return nil
 }
 
-// Addrs returns the bound addresses, one per distinct listen address in
-// the order of the configuration (nil before Listen).
+// Addrs returns the bound addresses of the HTTP perimeters, one per
+// distinct listen address in the order of the configuration (nil before
+// Listen). AdminAddr reports the admin listener's.
 func (g *Gateway) Addrs() []net.Addr {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var out []net.Addr
-	for _, ln := range g.listeners {
-		out = append(out, ln.Addr())
+	for _, key := range g.cur.Load().keys {
+		if l := g.listeners[key]; l != nil && key != adminKey {
+			out = append(out, l.ln.Addr())
+		}
 	}
 	return out
 }
 
-// Serve serves on the listeners of Listen until Shutdown; it returns the
-// first error other than http.ErrServerClosed.
+// AdminAddr returns the bound address of the admin listener, or nil.
+func (g *Gateway) AdminAddr() net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if l := g.listeners[adminKey]; l != nil {
+		return l.ln.Addr()
+	}
+	return nil
+}
+
+// Serve serves on the listeners of Listen (and those later reloads open)
+// until Shutdown; it returns nil after Shutdown, or the first error of a
+// listener.
 func (g *Gateway) Serve() error {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
 		return nil
 	}
-	if len(g.listeners) == 0 {
+	if len(g.listeners) == 0 && !g.streams.listening() {
 		g.mu.Unlock()
 		return errors.New("gateway: Serve before Listen")
 	}
-	errc := make(chan error, len(g.listeners))
-	for i, ln := range g.listeners {
-		gr := g.groups[i]
-		srv := &http.Server{Handler: gr, TLSConfig: gr.tlsConfig(), ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelDebug)}
-		g.servers = append(g.servers, srv)
-		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	g.serving = true
+	for _, l := range g.listeners {
+		g.start(l)
 	}
-	n := len(g.listeners)
+	g.servers.Go(func() {
+		if err := g.streams.serve(); err != nil {
+			select {
+			case g.fatal <- err:
+			default:
+			}
+		}
+	})
+	st := g.cur.Load()
 	g.mu.Unlock()
-	for _, gr := range g.groups {
-		for _, p := range gr.perimeters {
-			g.log.Info("perimeter serving", "perimeter", p.cfg.Name, "listen", gr.addr, "hostnames", p.cfg.Hostnames,
-				"upstream", p.cfg.Upstream, "mode", p.cfg.Mode, "client_cert", p.cfg.ClientCert)
-		}
+	st.logServing(g.log)
+	select {
+	case err := <-g.fatal:
+		return err
+	case <-g.stopped:
 	}
-	var first error
-	for range n {
-		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && first == nil {
-			first = err
-		}
-	}
-	return first
+	g.servers.Wait()
+	return nil
 }
 
 // Run listens (unless Listen was called), serves until ctx ends, then
 // shuts down, letting requests in progress finish for up to 10 s.
 func (g *Gateway) Run(ctx context.Context) error {
-	if len(g.Addrs()) == 0 {
+	g.mu.Lock()
+	bound := g.bound
+	g.mu.Unlock()
+	if !bound {
 		if err := g.Listen(); err != nil {
 			return err
 		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Serve() }()
+	var serveErr error
 	select {
-	case err := <-done:
-		return err
+	case serveErr = <-done:
+		if serveErr == nil {
+			return nil
+		}
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := g.Shutdown(sctx); err != nil {
-		return err
+		return errors.Join(serveErr, err)
+	}
+	if serveErr != nil {
+		return serveErr
 	}
 	return <-done
 }
@@ -439,17 +535,32 @@ func (g *Gateway) Run(ctx context.Context) error {
 // again.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
-	g.closed = true
-	servers := slices.Clone(g.servers)
-	if len(servers) == 0 {
-		for _, ln := range g.listeners {
-			ln.Close()
-		}
+	if !g.closed {
+		g.closed = true
+		close(g.stopped)
+	}
+	ls := make([]*listener, 0, len(g.listeners))
+	for _, l := range g.listeners {
+		ls = append(ls, l)
 	}
 	g.mu.Unlock()
-	var errs []error
-	for _, s := range servers {
-		errs = append(errs, s.Shutdown(ctx))
+	g.stopAuto()
+	var wg sync.WaitGroup
+	errs := make([]error, len(ls)+1)
+	wg.Go(func() { errs[len(ls)] = g.streams.shutdown(ctx) }) // TCP and pass-through drain meanwhile
+	for i, l := range ls {
+		wg.Go(func() {
+			errs[i] = l.srv.Shutdown(ctx)
+			l.ln.Close() // never served: Shutdown does not know it
+		})
+	}
+	wg.Wait()
+	drained := make(chan struct{})
+	go func() { g.draining.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
 	}
 	return errors.Join(errs...)
 }

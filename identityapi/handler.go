@@ -312,7 +312,8 @@ func decode(raw json.RawMessage, v any) (reply, bool) {
 	if err := json.Unmarshal(raw, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return simple(wire.ER0008, "field "+quote(te.Field)+" must be a "+te.Type.Kind().String()+", not a "+te.Value), true
+			kind, _, _ := strings.Cut(te.Value, " ") // "number 1e999": never echo the digits
+			return simple(wire.ER0008, "field "+quote(te.Field)+" must be a "+te.Type.Kind().String()+", not a "+kind), true
 		}
 		return simple(wire.ER0008, "the object must be a JSON object"), true
 	}

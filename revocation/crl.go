@@ -3,6 +3,7 @@ package revocation
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,11 @@ type CRLStore interface {
 	RevokedCertificates(ctx context.Context, now time.Time) ([]mtlsid.Certificate, error)
 	// NextCRLNumber returns a number larger than any it returned before.
 	NextCRLNumber(ctx context.Context) (int64, error)
+	// SaveCRL stores crl unless the stored one has the same or a larger
+	// number, and reports whether it did.
+	SaveCRL(ctx context.Context, crl mtlsid.CRL) (bool, error)
+	// CurrentCRL returns the stored CRL: mtlsid.ErrNotFound if none.
+	CurrentCRL(ctx context.Context) (*mtlsid.CRL, error)
 }
 
 // CRLConfig configures a CRL publisher.
@@ -46,7 +52,9 @@ type CRLConfig struct {
 
 // CRL publishes the issuing CA's certificate revocation list. It keeps the
 // current signed CRL in memory, remakes it on Refresh, and serves it over
-// HTTP. It is safe for concurrent use.
+// HTTP. The CRL is also kept in the store, so that every node sharing the
+// database serves the same one (Load) and its numbers never go down. It is
+// safe for concurrent use.
 type CRL struct {
 	cfg     CRLConfig
 	log     *slog.Logger
@@ -59,6 +67,7 @@ type signedCRL struct {
 	number     int64
 	thisUpdate time.Time
 	nextUpdate time.Time
+	serials    map[string]struct{} // decimal serials listed
 }
 
 // NewCRL returns a publisher with no CRL yet: call Refresh or Run.
@@ -82,30 +91,115 @@ func NewCRL(cfg CRLConfig) (*CRL, error) {
 	return c, nil
 }
 
-// Refresh makes and signs a new CRL from the store and publishes it. On
-// failure the CRL published before stays, and the error is returned for
-// the caller to log or retry. The authority calls it after every
-// revocation.
+// Refresh makes and signs a new CRL from the store, saves it there and
+// publishes it. On failure the CRL published before stays, and the error
+// is returned for the caller to log or retry. The authority calls it after
+// every revocation.
+//
+// Any node may refresh at any time: the number is drawn before the revoked
+// certificates are read, so of two refreshes the one with the larger
+// number read the list later, and the store keeps only the larger. If a
+// larger one is stored already, that one is published instead.
 func (c *CRL) Refresh(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	number, err := c.cfg.Store.NextCRLNumber(ctx)
+	if err != nil {
+		return fmt.Errorf("crl: next number: %w", err)
+	}
 	now := c.cfg.Now().UTC().Truncate(time.Second)
 	revoked, err := c.cfg.Store.RevokedCertificates(ctx, now)
 	if err != nil {
 		return fmt.Errorf("crl: list revoked certificates: %w", err)
-	}
-	number, err := c.cfg.Store.NextCRLNumber(ctx)
-	if err != nil {
-		return fmt.Errorf("crl: next number: %w", err)
 	}
 	next := now.Add(c.cfg.Validity)
 	der, err := c.cfg.Sign(big.NewInt(number), revoked, now, next)
 	if err != nil {
 		return fmt.Errorf("crl: sign: %w", err)
 	}
-	c.current.Store(&signedCRL{der: der, number: number, thisUpdate: now, nextUpdate: next})
+	saved, err := c.cfg.Store.SaveCRL(ctx, mtlsid.CRL{Number: number, DER: der, ThisUpdate: now, NextUpdate: next})
+	if err != nil {
+		return fmt.Errorf("crl: save: %w", err)
+	}
+	if !saved {
+		_, err := c.load(ctx)
+		return err
+	}
+	serials := make(map[string]struct{}, len(revoked))
+	for _, r := range revoked {
+		serials[r.Serial] = struct{}{}
+	}
+	c.publish(&signedCRL{der: der, number: number, thisUpdate: now, nextUpdate: next, serials: serials})
 	c.log.InfoContext(ctx, "crl published", "number", number, "revoked", len(revoked), "next_update", next)
 	return nil
+}
+
+// publish serves s unless a CRL with a larger number is served already.
+// Callers hold c.mu.
+func (c *CRL) publish(s *signedCRL) {
+	if cur := c.current.Load(); cur == nil || cur.number < s.number {
+		c.current.Store(s)
+	}
+}
+
+// Load publishes the CRL stored by any node if it is newer than the one
+// this node serves, and reports whether it was. No CRL stored is no error.
+func (c *CRL) Load(ctx context.Context) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.load(ctx)
+}
+
+func (c *CRL) load(ctx context.Context) (bool, error) {
+	st, err := c.cfg.Store.CurrentCRL(ctx)
+	if mtlsid.ErrorKind(err) == mtlsid.KindNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("crl: load: %w", err)
+	}
+	if cur := c.current.Load(); cur != nil && cur.number >= st.Number {
+		return false, nil
+	}
+	rl, err := x509.ParseRevocationList(st.DER)
+	if err != nil {
+		return false, fmt.Errorf("crl: stored CRL %d: %w", st.Number, err)
+	}
+	serials := make(map[string]struct{}, len(rl.RevokedCertificateEntries))
+	for _, e := range rl.RevokedCertificateEntries {
+		serials[e.SerialNumber.String()] = struct{}{}
+	}
+	c.publish(&signedCRL{der: st.DER, number: st.Number, thisUpdate: st.ThisUpdate, nextUpdate: st.NextUpdate, serials: serials})
+	c.log.DebugContext(ctx, "crl loaded", "number", st.Number)
+	return true, nil
+}
+
+// Lists reports whether the CRL served lists the decimal serial.
+func (c *CRL) Lists(serial string) bool {
+	s := c.current.Load()
+	if s == nil {
+		return false
+	}
+	_, ok := s.serials[serial]
+	return ok
+}
+
+// ThisUpdate returns when the CRL served was made, or the zero time if
+// there is none.
+func (c *CRL) ThisUpdate() time.Time {
+	if s := c.current.Load(); s != nil {
+		return s.thisUpdate
+	}
+	return time.Time{}
+}
+
+// NextUpdate returns the nextUpdate of the CRL served, or the zero time if
+// there is none.
+func (c *CRL) NextUpdate() time.Time {
+	if s := c.current.Load(); s != nil {
+		return s.nextUpdate
+	}
+	return time.Time{}
 }
 
 // Run refreshes the CRL now and then every interval until ctx is done.

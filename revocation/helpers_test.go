@@ -51,7 +51,8 @@ type memStore struct {
 	mu     sync.Mutex
 	certs  map[string]mtlsid.Certificate
 	number int64
-	err    error // returned by every call while set
+	crl    *mtlsid.CRL // the stored CRL
+	err    error       // returned by every call while set
 }
 
 func newMemStore() *memStore { return &memStore{certs: map[string]mtlsid.Certificate{}} }
@@ -112,6 +113,32 @@ func (s *memStore) NextCRLNumber(context.Context) (int64, error) {
 	}
 	s.number++
 	return s.number, nil
+}
+
+func (s *memStore) SaveCRL(_ context.Context, crl mtlsid.CRL) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return false, s.err
+	}
+	if s.crl != nil && s.crl.Number >= crl.Number {
+		return false, nil
+	}
+	s.crl = &crl
+	return true, nil
+}
+
+func (s *memStore) CurrentCRL(context.Context) (*mtlsid.CRL, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	if s.crl == nil {
+		return nil, mtlsid.ErrNotFound
+	}
+	c := *s.crl
+	return &c, nil
 }
 
 func writePEM(t *testing.T, dir, name string, certs ...*x509.Certificate) string {

@@ -27,6 +27,7 @@ type flight struct {
 	res     *result
 	err     error
 	revoked bool
+	stale   bool // a positive answer may predate a role change: do not cache it
 }
 
 // cache is a bounded LRU of answers by serial and by certificate DER, with
@@ -43,6 +44,7 @@ type cache struct {
 	root     entry // sentinel of the LRU list: root.next is the newest
 	flights  map[string]*flight
 	gen      uint64
+	stats    cacheCounters // see stats.go
 }
 
 func newCache(max int, ttl, negTTL time.Duration, now func() time.Time) *cache {
@@ -63,6 +65,7 @@ func (c *cache) getDER(der []byte) (*result, bool) {
 	}
 	c.toFront(e)
 	c.mu.Unlock()
+	c.stats.hits.Add(1)
 	return e.res, true
 }
 
@@ -75,6 +78,7 @@ func (c *cache) getSerial(serial string) (*result, bool) {
 		return nil, false
 	}
 	c.toFront(e)
+	c.stats.hits.Add(1)
 	return e.res, true
 }
 
@@ -89,6 +93,7 @@ func (c *cache) lookup(ctx context.Context, serial string, der []byte, fetch fun
 	} else if r, ok := c.getSerial(serial); ok {
 		return r, nil
 	}
+	c.stats.misses.Add(1)
 	c.mu.Lock()
 	if f := c.flights[serial]; f != nil {
 		c.mu.Unlock()
@@ -112,7 +117,7 @@ func (c *cache) lookup(ctx context.Context, serial string, der []byte, fetch fun
 	if f.revoked && err == nil {
 		res, err = &result{err: ErrCertificateRevoked}, nil
 	}
-	if err == nil && gen == c.gen && !f.revoked {
+	if err == nil && gen == c.gen && !f.revoked && !(f.stale && res.err == nil) {
 		ttl := c.ttl
 		if res.err != nil {
 			ttl = c.negTTL

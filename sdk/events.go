@@ -12,20 +12,36 @@ import (
 	idwire "github.com/mtlsid/mtlsid/identityapi/wire"
 )
 
-// EventsPath is where the authority streams revocations (Server-Sent
-// Events, one "revoked" event per certificate, the serial as data).
+// EventsPath is where the authority streams events (Server-Sent Events,
+// the serial as data).
 const EventsPath = idwire.Path + "/events"
 
-// WatchRevocations follows the authority's revocation stream until ctx
-// ends, calling revoked with the decimal serial of every certificate
-// revoked, and connected each time the stream (re)connects: revocations
-// made while it was down were missed, so a cache should start over. It
+// The kinds of event the authority streams. Each names a certificate whose
+// cached answer is stale.
+const (
+	// EventRevoked: the certificate was revoked. Every stream carries
+	// every revocation.
+	EventRevoked = "revoked"
+	// EventRoles: a role of the certificate's holder at the caller's
+	// service was granted or taken away.
+	EventRoles = "roles"
+)
+
+// Event is one event of the authority's stream.
+type Event struct {
+	Kind   string // EventRevoked or EventRoles
+	Serial string // decimal
+}
+
+// WatchEvents follows the authority's event stream until ctx ends,
+// calling fn for every event, and connected each time the stream
+// (re)connects: events sent while it was down were missed, so a cache
+// should start over. The authority sends the events of every node of a
+// fleet, and ends the stream when it may itself have missed some. It
 // reconnects with backoff (up to 30 s) and returns ctx's error. Either
-// callback may be nil; they run on the watching goroutine.
-//
-// Each authority node streams only its own revocations until fleet mode
-// lands: behind a load balancer, keep the cache's TTL short.
-func (c *IdentityClient) WatchRevocations(ctx context.Context, revoked func(serial string), connected func()) error {
+// callback may be nil; they run on the watching goroutine. Events of kinds
+// this package does not know are skipped.
+func (c *IdentityClient) WatchEvents(ctx context.Context, fn func(Event), connected func()) error {
 	// The stream outlives any client timeout: use the transport alone.
 	hc := &http.Client{Transport: c.HTTP.Transport}
 	wait := time.Duration(0)
@@ -38,11 +54,11 @@ func (c *IdentityClient) WatchRevocations(ctx context.Context, revoked func(seri
 			}
 		}
 		start := time.Now()
-		err := c.stream(ctx, hc, revoked, connected)
+		err := c.stream(ctx, hc, fn, connected)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		c.log().Warn("revocation stream ended; reconnecting", "err", err)
+		c.log().Warn("event stream ended; reconnecting", "err", err)
 		if time.Since(start) > time.Minute {
 			wait = 0
 		}
@@ -50,7 +66,46 @@ func (c *IdentityClient) WatchRevocations(ctx context.Context, revoked func(seri
 	}
 }
 
-func (c *IdentityClient) stream(ctx context.Context, hc *http.Client, revoked func(string), connected func()) error {
+// WatchRevocations is WatchEvents for revocations alone: revoked gets the
+// decimal serial of every certificate revoked.
+func (c *IdentityClient) WatchRevocations(ctx context.Context, revoked func(serial string), connected func()) error {
+	return c.WatchEvents(ctx, func(ev Event) {
+		if ev.Kind == EventRevoked && revoked != nil {
+			revoked(ev.Serial)
+		}
+	}, connected)
+}
+
+// watchCache keeps cache in step with the event stream: a revoked
+// certificate is dropped and answers "revoked" at once; one whose roles
+// changed is dropped, and asked about again at its next use.
+func (c *IdentityClient) watchCache(ctx context.Context, cache *cache, connected func()) error {
+	return c.WatchEvents(ctx, func(ev Event) {
+		switch ev.Kind {
+		case EventRevoked:
+			cache.revoke(ev.Serial)
+		case EventRoles:
+			cache.stale(ev.Serial)
+		}
+	}, connected)
+}
+
+// stale drops the answer about serial if it identified the holder: its
+// roles changed. A refusal (PB 0003: not shared yet) stays, since roles do
+// not change it. A positive answer in flight may predate the change, so it
+// is not cached.
+func (c *cache) stale(serial string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.bySerial[serial]; e != nil && e.res.err == nil {
+		c.remove(e)
+	}
+	if f := c.flights[serial]; f != nil {
+		f.stale = true
+	}
+}
+
+func (c *IdentityClient) stream(ctx context.Context, hc *http.Client, fn func(Event), connected func()) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.URL, "/")+EventsPath, nil)
 	if err != nil {
 		return err
@@ -68,8 +123,11 @@ func (c *IdentityClient) stream(ctx context.Context, hc *http.Client, revoked fu
 		connected()
 	}
 	return ReadEvents(resp.Body, func(event, data string) {
-		if event == "revoked" && revoked != nil {
-			revoked(data)
+		switch event {
+		case EventRevoked, EventRoles:
+			if fn != nil {
+				fn(Event{Kind: event, Serial: data})
+			}
 		}
 	})
 }

@@ -89,7 +89,7 @@ func NewMiddleware(ctx context.Context, client *IdentityClient, opts ...Middlewa
 			m.cache.reset()
 			once.Do(func() { close(first) })
 		}
-		m.watcher.Go(func() { _ = client.WatchRevocations(wctx, m.cache.revoke, connected) })
+		m.watcher.Go(func() { _ = client.watchCache(wctx, m.cache, connected) })
 		// Wait briefly for the stream, so that a revocation right after
 		// start is not missed; the TTL covers it if the stream is late.
 		select {
@@ -273,7 +273,11 @@ func (m *Middleware) pass(w http.ResponseWriter, r *http.Request, next http.Hand
 // fetch returns the function that asks the authority about serial.
 func (m *Middleware) fetch(serial string, cert *x509.Certificate) func(context.Context) (*result, error) {
 	return func(ctx context.Context) (*result, error) {
+		start := time.Now()
 		ip, err := m.c.Inquire(ctx, serial)
+		if m.cfg.inquired != nil {
+			m.cfg.inquired(time.Since(start), err)
+		}
 		var oe *OutcomeError
 		if errors.As(err, &oe) && oe.Class() == "PB" {
 			return &result{err: oe}, nil

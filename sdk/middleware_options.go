@@ -34,6 +34,7 @@ type mwConfig struct {
 	clientCAs   *x509.CertPool
 	now         func() time.Time
 	log         *slog.Logger
+	inquired    func(time.Duration, error) // see WithInquiryObserver (stats.go)
 }
 
 // Middleware defaults.

@@ -183,7 +183,8 @@ func jsonError(what string, err error) error {
 		if field == "" {
 			return mtlsid.Errorf(mtlsid.KindInvalid, "%s must be a JSON object", what)
 		}
-		return mtlsid.Errorf(mtlsid.KindInvalid, "%s: field %q must be a %s, not a %s", what, field, jsonType(typeErr.Type.Kind().String()), typeErr.Value)
+		value, _, _ := strings.Cut(typeErr.Value, " ") // "number 1e999": never echo the digits
+		return mtlsid.Errorf(mtlsid.KindInvalid, "%s: field %q must be a %s, not a %s", what, field, jsonType(typeErr.Type.Kind().String()), value)
 	}
 	var syntaxErr *json.SyntaxError
 	if errors.As(err, &syntaxErr) {

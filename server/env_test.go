@@ -113,6 +113,11 @@ func newEnv(t testing.TB, store mtlsid.Store, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&acfg, &scfg)
 	}
+	if acfg.CA != c { // an option shares another node's CA
+		e.ca = acfg.CA
+		e.roots = x509.NewCertPool()
+		e.roots.AddCert(e.ca.Root())
+	}
 	e.auth, err = authority.New(acfg)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,18 +24,29 @@ const (
 	eventKeepAlive = 15 * time.Second
 )
 
-// eventStreams serves GET /v1/events: the revocations this node makes, as
-// Server-Sent Events, to services authenticated by an API certificate.
+// eventStreams serves GET /v1/events: changes that make a cached answer
+// stale, as Server-Sent Events, to services authenticated by an API
+// certificate. The events come from every node sharing the database (see
+// authority.Subscribe).
 //
-// Each event is
+// A revocation is
 //
 //	event: revoked
 //	data: <decimal serial>
 //
-// Serials of revoked certificates are public (the CRL lists them), so a
-// stream carries every revocation, not only the caller's service's.
-// Until fleet mode lands, each node streams only its own revocations: a
-// client of a fleet must still bound its cache's TTL (the SDK does).
+// and goes to every stream: serials of revoked certificates are public
+// (the CRL lists them). A role granted to or taken from an identity at
+// the caller's service goes to that service's streams only, once per
+// certificate of the identity that is neither revoked nor expired:
+//
+//	event: roles
+//	data: <decimal serial>
+//
+// Other changes of what a service knows of an identity (local user,
+// trust, consent) are not streamed: a service's cache TTL bounds them.
+//
+// The stream ends (and the client reconnects and starts over) when the
+// node's own feed of events reconnected and may have missed some.
 type eventStreams struct {
 	auth *authority.Authority
 	open atomic.Int64
@@ -87,7 +99,7 @@ func (e *eventStreams) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer e.open.Add(-1)
-	events, cancel := e.auth.SubscribeRevocations()
+	events, cancel := e.auth.Subscribe()
 	defer cancel()
 
 	rc := http.NewResponseController(w)
@@ -98,7 +110,7 @@ func (e *eventStreams) serve(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
 	// retry: how long a client waits before reconnecting, in ms.
-	if _, err := io.WriteString(w, "retry: 1000\n: mtlsid revocation events\n\n"); err != nil || rc.Flush() != nil {
+	if _, err := io.WriteString(w, "retry: 1000\n: mtlsid events\n\n"); err != nil || rc.Flush() != nil {
 		return
 	}
 	tick := time.NewTicker(eventKeepAlive)
@@ -110,12 +122,15 @@ func (e *eventStreams) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-e.done:
 			return
-		case serial, ok := <-events:
+		case ev, ok := <-events:
 			if !ok {
-				return // fell behind: the client reconnects and starts over
+				return // fell behind, or events were missed: the client starts over
 			}
-			msg = "event: revoked\ndata: " + serial + "\n\n"
-			if serial == caller.Cert.Serial {
+			msg = eventMessage(ev, caller.Service.ID)
+			if msg == "" {
+				continue
+			}
+			if ev.Kind == mtlsid.EventRevoked && ev.Serial == caller.Cert.Serial {
 				_, _ = io.WriteString(w, msg)
 				_ = rc.Flush()
 				return // the caller's own certificate: it may listen no longer
@@ -129,4 +144,23 @@ func (e *eventStreams) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = rc.SetWriteDeadline(time.Time{})
 	}
+}
+
+// eventMessage is ev as the stream of a caller of service sends it, or ""
+// if that caller is not told of it.
+func eventMessage(ev authority.Event, service string) string {
+	switch ev.Kind {
+	case mtlsid.EventRevoked:
+		return "event: revoked\ndata: " + ev.Serial + "\n\n"
+	case mtlsid.EventRoles:
+		if ev.ServiceID != service {
+			return ""
+		}
+		var b strings.Builder
+		for _, serial := range ev.Serials {
+			b.WriteString("event: " + string(ev.Kind) + "\ndata: " + serial + "\n\n")
+		}
+		return b.String()
+	}
+	return ""
 }

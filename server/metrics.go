@@ -15,6 +15,7 @@ type metrics struct {
 	latency     *prometheus.HistogramVec
 	issued      *prometheus.CounterVec
 	revocations prometheus.Counter
+	leases      *prometheus.GaugeVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -37,8 +38,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		revocations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mtlsid_revocations_total", Help: "Certificates revoked.",
 		}),
+		leases: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mtlsid_lease_held", Help: "1 while this node holds the fleet lease of a job (only one node of a fleet does).",
+		}, []string{"lease"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.issued, m.revocations)
+	reg.MustRegister(m.requests, m.latency, m.issued, m.revocations, m.leases)
 	return m
 }
 

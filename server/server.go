@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/mtlsid/mtlsid"
 	"github.com/mtlsid/mtlsid/authority"
 	"github.com/mtlsid/mtlsid/identityapi"
+	"github.com/mtlsid/mtlsid/internal/connlimit"
 	"github.com/mtlsid/mtlsid/notify"
 	"github.com/mtlsid/mtlsid/revocation"
 	"github.com/mtlsid/mtlsid/selfapi"
@@ -53,6 +57,12 @@ type Config struct {
 	SignupsPerHour int
 	// Notifier, if set, sends expiry notices: Run runs it.
 	Notifier *notify.Notifier
+	// NodeName names this node in the leases of fleet jobs (the CRL).
+	// Empty means the host name and a random suffix.
+	NodeName string
+	// LeaseTTL is how long a fleet job's lease lasts unless renewed. Zero
+	// means DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
 
 // Server is a configured `mtlsid serve`. Create it with New, start it with
@@ -70,10 +80,21 @@ type Server struct {
 	tls     *tls.Config
 	pages   *web.Pages
 	events  *eventStreams
+	// node and leaseTTL: see Config.NodeName and Config.LeaseTTL.
+	node     string
+	leaseTTL time.Duration
+	// crlEvery is how old the CRL may grow before it is signed anew.
+	crlEvery time.Duration
 }
 
-// New prepares a server: it loads or issues the serving certificate and
-// generates the first CRL, so that Serve can answer at once.
+// FormKeyName names the shared secret (mtlsid.FleetStore.SharedSecret)
+// that keys the pages' form tokens, so that a form one node renders is
+// accepted by any other.
+const FormKeyName = "web-form-key"
+
+// New prepares a server: it loads or issues the serving certificate, loads
+// the CRL the nodes share (signing one if there is none, or it is a day
+// old) and the pages' form key, so that Serve can answer at once.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Authority == nil || cfg.Store == nil {
 		return nil, errors.New("server: authority and store are required")
@@ -91,6 +112,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.node, s.leaseTTL = cfg.NodeName, cfg.LeaseTTL
+	if s.node == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		s.node = host + "-" + hex.EncodeToString(b)
+	}
+	if s.leaseTTL <= 0 {
+		s.leaseTTL = DefaultLeaseTTL
+	}
+	validity := cfg.CRLValidity
+	if validity <= 0 {
+		validity = revocation.DefaultCRLValidity
+	}
+	s.crlEvery = min(crlInterval, validity/3)
 	s.metrics = newMetrics(cfg.Registry)
 	s.cert = &servingCert{
 		auth: cfg.Authority, dir: filepath.Join(cfg.DataDir, "tls"),
@@ -107,8 +143,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.crl.Refresh(ctx); err != nil {
-		return nil, fmt.Errorf("generate CRL: %w", err)
+	if _, err := s.crl.Load(ctx); err != nil {
+		return nil, err
+	}
+	if s.crlStale() {
+		if err := s.crl.Refresh(ctx); err != nil {
+			return nil, fmt.Errorf("generate CRL: %w", err)
+		}
+	}
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	formKey, err := cfg.Store.SharedSecret(ctx, FormKeyName, fresh)
+	if err != nil {
+		return nil, fmt.Errorf("read the form key: %w", err)
 	}
 	api, err := selfapi.New(selfapi.Config{Authority: cfg.Authority, Logger: s.log, Now: s.now, FailedEnrollLimit: cfg.FailedEnrollLimit})
 	if err != nil {
@@ -120,11 +169,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	signon, err := web.NewSignon(cfg.Authority, s.log)
+	signon, err := web.NewSignonWithKey(cfg.Authority, s.log, formKey)
 	if err != nil {
 		return nil, err
 	}
-	if s.pages, err = web.NewPages(web.Config{Authority: cfg.Authority, Root: ca.Root(), Chain: ca.Chain(), Logger: s.log, Now: s.now, SignupsPerHour: cfg.SignupsPerHour}); err != nil {
+	if s.pages, err = web.NewPages(web.Config{Authority: cfg.Authority, Root: ca.Root(), Chain: ca.Chain(), Logger: s.log, Now: s.now, SignupsPerHour: cfg.SignupsPerHour, FormKey: formKey}); err != nil {
 		return nil, err
 	}
 	s.tls = s.tlsConfig()
@@ -177,7 +226,7 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 // every route; plain-HTTP connections on the same port get the revocation
 // routes (CRL, OCSP, CA certificates) and a redirect to HTTPS for the rest.
 func (s *Server) Serve(ln net.Listener) error {
-	split := newSplitListener(ln)
+	split := newSplitListener(connlimit.Listener(ln, connlimit.Default))
 	go s.plain.Serve(split.plain)
 	err := s.http.Serve(tls.NewListener(split.tls, s.tls))
 	if errors.Is(err, http.ErrServerClosed) {
@@ -195,14 +244,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.http.Shutdown(ctx)
 }
 
-// Run runs the background jobs until ctx ends: the daily CRL, the
-// renewal of the serving certificate, and the expiry notices.
+// Run runs the background jobs until ctx ends: the CRL (signed by the one
+// node of a fleet holding its lease, see runCRL), the purge of expired
+// intents (under a lease too, see runCleanup), the renewal of the serving
+// certificate, and the expiry notices (under their own lease).
 func (s *Server) Run(ctx context.Context) {
 	// Run returns only once every job has stopped, so that the caller can
 	// close the store and the data directory behind them.
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { s.crl.Run(ctx, 24*time.Hour) })
+	wg.Go(func() { s.runCRL(ctx) })
+	wg.Go(func() { s.runCleanup(ctx) })
 	if s.cfg.Notifier != nil {
 		wg.Go(func() { s.cfg.Notifier.Run(ctx) })
 	}

@@ -31,7 +31,7 @@ import (
 	"github.com/mtlsid/mtlsid/sdk"
 )
 
-// runBench handles `mtlsid bench seed` and `mtlsid bench inquiry`.
+// runBench handles `mtlsid bench seed`, `inquiry`, `enroll` and `http`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
@@ -39,9 +39,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return benchSeed(ctx, args[1:], stdout, stderr)
 		case "inquiry":
 			return benchInquiry(ctx, args[1:], stdout, stderr)
+		case "enroll":
+			return benchEnroll(ctx, args[1:], stdout, stderr)
+		case "http":
+			return benchHTTP(ctx, args[1:], stdout, stderr)
 		}
 	}
-	return &usageError{"usage: mtlsid bench seed|inquiry [flags]"}
+	return &usageError{"usage: mtlsid bench seed|inquiry|enroll|http [flags]"}
 }
 
 // benchSeed fills a data directory with identities for load tests: an
@@ -174,8 +178,21 @@ func benchSeed(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := atomicfile.Write(filepath.Join(*out, "serials.txt"), []byte(strings.Join(serials, "\n")+"\n"), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "seeded %d identities (%d known to service %s) in %s\nAPI certificate: %s/api.{cer,key}; serials: %s/serials.txt\n",
-		*n, known, svc.ID, time.Since(start).Round(time.Millisecond), *out, *out)
+	// person-0 (known to the service, with the role) as a client
+	// certificate, for loads that present one (the gateway's).
+	pkDER, _ := x509.MarshalPKCS8PrivateKey(personKey)
+	if err := atomicfile.Write(filepath.Join(*out, "person.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkDER}), 0o600); err != nil {
+		return err
+	}
+	p0, err := store.Certificate(ctx, serials[0])
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(*out, "person.cer"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p0.DER}), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "seeded %d identities (%d known to service %s) in %s\nAPI certificate: %s/api.{cer,key}; serials: %s/serials.txt; a device of person-0 (role member): %s/person.{cer,key}\n",
+		*n, known, svc.ID, time.Since(start).Round(time.Millisecond), *out, *out, *out)
 	return nil
 }
 

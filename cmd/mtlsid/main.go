@@ -52,6 +52,7 @@ func commands() []command {
 		{"ca", "manage the certificate authority (ca init)", runCA},
 		{"token", "mint enrollment tokens (token create)", runToken},
 		{"audit", "check the audit chain (audit verify)", runAudit},
+		{"migrate", "copy a SQLite database into PostgreSQL, checked (migrate --from --to)", runMigrate},
 		{"enroll", "enroll this device or agent with a token", runEnroll},
 		{"renew", "renew this device's certificate now", runRenew},
 		{"update", "renew this device's certificate if due (2/3 of its life)", runUpdate},

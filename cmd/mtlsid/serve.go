@@ -31,6 +31,7 @@ type serveFlags struct {
 	dnsResolver   string
 	debugListen   string
 	openSignup    bool
+	nodeName      string
 	notices       noticeFlags
 }
 
@@ -50,6 +51,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.debugListen, "debug-listen", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
 	fs.BoolVar(&f.openSignup, "open-signup", false, "let anyone sign up for a certificate on the /signup page, without an enrollment token (rate-limited per address)")
 	fs.StringVar(&f.dnsResolver, "dns-resolver", "", "DNS server (host:port) for domain verification (default: the system's)")
+	fs.StringVar(&f.nodeName, "node-name", "", "this node's name in the leases of fleet jobs, such as the CRL (default: host name and a random suffix)")
 	f.notices.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -84,9 +86,19 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, stdout io.Write
 	}
 	defer store.Close()
 
+	fleetCA, err := databaseCA(ctx, store)
+	if err != nil {
+		return err
+	}
+	if fleetCA != "" && !ca.Exists(f.caDir()) {
+		return fmt.Errorf("the database belongs to the CA with root fingerprint %s, and %s holds no CA: copy the ca directory of a node of this fleet there (see docs/fleet.md)", fleetCA, f.caDir())
+	}
 	cauth, created, err := f.openOrInitCA(log)
 	if err != nil {
 		return err
+	}
+	if got := cauth.RootFingerprint(); fleetCA != "" && got != fleetCA {
+		return fmt.Errorf("the database belongs to the CA with root fingerprint %s, but %s holds the CA %s: every node of a fleet needs the same CA (see docs/fleet.md)", fleetCA, f.caDir(), got)
 	}
 	// Listen before issuing anything, so that certificates carry the
 	// revocation URL with the port actually bound.
@@ -139,7 +151,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, stdout io.Write
 	}
 	srv, err = server.New(ctx, server.Config{
 		Authority: auth, Store: store, DataDir: f.data, Hostnames: f.hostnames,
-		ServerCertLifetime: f.serverCertTTL, Logger: log, Notifier: notifier,
+		ServerCertLifetime: f.serverCertTTL, Logger: log, Notifier: notifier, NodeName: f.nodeName,
 	})
 	if err != nil {
 		return err
@@ -213,6 +225,24 @@ func (f *serveFlags) openOrInitCA(log *slog.Logger) (*ca.CA, bool, error) {
 	}
 	log.Info("certificate authority created", "dir", f.caDir(), "key_type", kt, "fingerprint", c.RootFingerprint())
 	return c, true, nil
+}
+
+// databaseCA returns the root fingerprint of the CA the database was set
+// up with (the first ca.created event of its audit chain), or "" for a
+// new database. serve refuses to start with another CA, or to create one:
+// the nodes of a fleet would issue certificates the others refuse. Every
+// node needs a copy of the first node's DATA/ca directory.
+func databaseCA(ctx context.Context, store mtlsid.Store) (string, error) {
+	entries, err := store.AuditLog(ctx, 0, 100)
+	if err != nil {
+		return "", fmt.Errorf("read the audit chain: %w", err)
+	}
+	for _, e := range entries {
+		if e.Type == mtlsid.AuditCACreated {
+			return e.Subject, nil
+		}
+	}
+	return "", nil
 }
 
 // publicAddr is the host name clients should use with the port actually

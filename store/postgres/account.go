@@ -53,6 +53,7 @@ func (s *Store) WithdrawConsent(ctx context.Context, serviceID, identityID strin
 		if ct.RowsAffected() == 0 {
 			return fmt.Errorf("consent of %s to %s: %w", identityID, serviceID, mtlsid.ErrNotFound)
 		}
+		tx.emit(mtlsid.Event{Kind: mtlsid.EventRelation, ServiceID: serviceID, IdentityID: identityID})
 		return tx.appendAudit(ctx, audit)
 	})
 }

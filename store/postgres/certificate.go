@@ -118,12 +118,14 @@ func (s *Store) Revoke(ctx context.Context, r mtlsid.Revocation) error {
 	events := []mtlsid.AuditEvent{r.Audit}
 	var b pgx.Batch
 	queueRevoke(&b, r.Serial, at, r.Reason)
+	tx.emit(mtlsid.Event{Kind: mtlsid.EventRevoked, Serial: r.Serial})
 	if dev {
 		entries, err := readJournal(ctx, tx, r.Serial)
 		if err != nil {
 			return fail("revoke", err)
 		}
 		events = append(events, *queueRetireJournal(&b, r.Serial, entries, nil, at, r.Audit.Actor))
+		tx.emitUndone(entries)
 	}
 	queueAudit(tx, &b, events)
 	tx.queueHead(&b)

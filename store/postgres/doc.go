@@ -10,6 +10,12 @@
 // once. Tables are named without a schema: a search_path in the database
 // URL chooses where they live.
 //
+// The nodes learn of one another's changes by LISTEN/NOTIFY (Follow): a
+// write that makes cached answers stale (a revocation, a role, a relation,
+// a new CRL) sends its events with pg_notify inside its own transaction,
+// so they are delivered only if it commits. The channel is named after the
+// schema, so that schemas sharing a database do not hear each other.
+//
 // A database that cannot be reached, or that is shutting down, gives errors
 // that match mtlsid.ErrUnavailable (KindUnavailable), so callers can answer
 // "try again".

@@ -148,3 +148,23 @@ func intentRefusal(ctx context.Context, q interface {
 	}
 	return fmt.Errorf("intent changed under the audit head lock")
 }
+
+// PurgeIntents deletes the intents that expired before before, limit rows
+// per statement.
+func (s *Store) PurgeIntents(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, mtlsid.Errorf(mtlsid.KindInvalid, "purge limit must be positive")
+	}
+	var total int64
+	for {
+		ct, err := s.pool.Exec(ctx, `DELETE FROM intents WHERE hash IN
+			(SELECT hash FROM intents WHERE expires_at < $1 LIMIT $2)`, norm(before), limit)
+		if err != nil {
+			return total, fail("purge intents", err)
+		}
+		total += ct.RowsAffected()
+		if ct.RowsAffected() < int64(limit) {
+			return total, nil
+		}
+	}
+}

@@ -99,9 +99,11 @@ func queueIssue(tx *tx, b *pgx.Batch, it *mtlsid.Issuance, st *issueState) {
 	events := it.Audit
 	if it.RevokeSerial != "" {
 		queueRevoke(b, it.RevokeSerial, it.At, it.RevokeReason)
+		tx.emit(mtlsid.Event{Kind: mtlsid.EventRevoked, Serial: it.RevokeSerial})
 		if st.revokeDev != nil && *st.revokeDev {
 			if ev := queueRetireJournal(b, it.RevokeSerial, st.journal, c, it.At, issueActor(it.Audit)); ev != nil {
 				events = append(slices.Clip(events), *ev)
+				tx.emitUndone(st.journal)
 			}
 		}
 	}

@@ -83,6 +83,9 @@ func (s *Store) change(ctx context.Context, op string, c mtlsid.Change, fn func(
 		if err != nil {
 			return err
 		}
+		if e != nil {
+			tx.emit(e.event())
+		}
 		var b pgx.Batch
 		if c.Development && e != nil {
 			if err := queueJournal(&b, c.By, at, e); err != nil {
@@ -93,6 +96,22 @@ func (s *Store) change(ctx context.Context, op string, c mtlsid.Change, fn func(
 		tx.queueHead(&b)
 		return tx.send(ctx, &b)
 	})
+}
+
+// event is what followers learn of the change e undoes (or of its undo).
+func (e *journalEntry) event() mtlsid.Event {
+	k := mtlsid.EventRelation
+	if e.kind == journalRole {
+		k = mtlsid.EventRoles
+	}
+	return mtlsid.Event{Kind: k, ServiceID: e.serviceID, IdentityID: e.identityID}
+}
+
+// emitUndone queues the events of undoing entries.
+func (tx *tx) emitUndone(entries []journalEntry) {
+	for i := range entries {
+		tx.emit(entries[i].event())
+	}
 }
 
 // checkJournaling refuses to journal under a certificate that is unknown,

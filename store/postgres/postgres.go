@@ -25,6 +25,9 @@ const connectTimeout = 5 * time.Second
 // concurrent use, and any number of processes may share the database.
 type Store struct {
 	pool *pgxpool.Pool
+	// channel is the LISTEN/NOTIFY channel of the store's schema: schemas
+	// sharing a database must not hear each other's events.
+	channel string
 }
 
 var _ mtlsid.Store = (*Store)(nil)
@@ -67,6 +70,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migrate %s: %w", where, classify(err))
 	}
+	if s.channel, err = eventChannel(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %s: %w", where, classify(err))
+	}
 	return s, nil
 }
 
@@ -89,6 +96,8 @@ type tx struct {
 	now       time.Time
 	head      mtlsid.AuditEntry // only Seq and Hash
 	headDirty bool
+	channel   string         // the store's
+	events    []mtlsid.Event // to NOTIFY at commit
 }
 
 // begin starts a write transaction and locks the audit chain's head. Every
@@ -101,7 +110,7 @@ func (s *Store) begin(ctx context.Context) (*tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	w := &tx{Tx: t}
+	w := &tx{Tx: t, channel: s.channel}
 	if err := t.QueryRow(ctx, `SELECT seq, hash FROM audit_head FOR UPDATE`).Scan(&w.head.Seq, &w.head.Hash); err != nil {
 		t.Rollback(ctx)
 		return nil, fmt.Errorf("lock audit head: %w", err)
@@ -127,12 +136,17 @@ func (tx *tx) send(ctx context.Context, b *pgx.Batch) error {
 	return tx.SendBatch(ctx, b).Close()
 }
 
-// commit saves the moved chain head, unless queueHead did, and commits.
+// commit saves the moved chain head, unless queueHead did, sends the
+// transaction's events (PostgreSQL delivers them only if it commits), and
+// commits.
 func (tx *tx) commit(ctx context.Context) error {
 	if tx.headDirty {
 		if _, err := tx.Exec(ctx, `UPDATE audit_head SET seq = $1, hash = $2`, tx.head.Seq, tx.head.Hash); err != nil {
 			return fmt.Errorf("update audit head: %w", err)
 		}
+	}
+	if err := notify(ctx, tx.Tx, tx.channel, tx.events); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)

@@ -364,6 +364,7 @@ func (s *Store) RecordConsent(ctx context.Context, serviceID, identityID string,
 		if ct.RowsAffected() == 0 {
 			return nil
 		}
+		tx.emit(mtlsid.Event{Kind: mtlsid.EventRelation, ServiceID: serviceID, IdentityID: identityID})
 		return tx.appendAudit(ctx, audit)
 	})
 }

@@ -54,6 +54,7 @@ func (s *Store) WithdrawConsent(ctx context.Context, serviceID, identityID strin
 		if n == 0 {
 			return fmt.Errorf("consent of %s to %s: %w", identityID, serviceID, mtlsid.ErrNotFound)
 		}
+		tx.emit(mtlsid.Event{Kind: mtlsid.EventRelation, ServiceID: serviceID, IdentityID: identityID})
 		return appendAudit(ctx, tx, []mtlsid.AuditEvent{audit})
 	})
 }

@@ -109,6 +109,7 @@ func (s *Store) Revoke(ctx context.Context, r mtlsid.Revocation) error {
 	if err := revoke(ctx, tx, r.Serial, at, r.Reason); err != nil {
 		return fail("revoke", err)
 	}
+	tx.emit(mtlsid.Event{Kind: mtlsid.EventRevoked, Serial: r.Serial})
 	events := []mtlsid.AuditEvent{r.Audit}
 	if dev {
 		ev, err := retireJournal(ctx, tx, r.Serial, nil, at, r.Audit.Actor)

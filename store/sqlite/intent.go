@@ -142,3 +142,27 @@ func intentRefusal(ctx context.Context, tx *tx, hash []byte, serviceID string, a
 	}
 	return fmt.Errorf("intent changed under the write lock")
 }
+
+// PurgeIntents deletes the intents that expired before before, limit rows
+// per transaction, so that other writers get the lock in between.
+func (s *Store) PurgeIntents(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, mtlsid.Errorf(mtlsid.KindInvalid, "purge limit must be positive")
+	}
+	var total int64
+	for {
+		var n int64
+		err := s.update(ctx, "purge intents", func(tx *tx) (err error) {
+			n, err = rowsAffected(tx.ExecContext(ctx, `DELETE FROM intents WHERE rowid IN
+				(SELECT rowid FROM intents WHERE expires_at < ? LIMIT ?)`, micros(before), limit))
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < int64(limit) {
+			return total, nil
+		}
+	}
+}

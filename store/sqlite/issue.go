@@ -89,6 +89,7 @@ func issue(ctx context.Context, tx *tx, it mtlsid.Issuance) (refused, err error)
 		if err := revoke(ctx, tx, it.RevokeSerial, it.At, it.RevokeReason); err != nil {
 			return nil, err
 		}
+		tx.emit(mtlsid.Event{Kind: mtlsid.EventRevoked, Serial: it.RevokeSerial})
 		if st.revokeDev {
 			ev, err := retireJournal(ctx, tx, it.RevokeSerial, c, it.At, issueActor(it.Audit))
 			if err != nil {

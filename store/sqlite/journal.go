@@ -79,6 +79,9 @@ func (s *Store) change(ctx context.Context, op string, c mtlsid.Change, fn func(
 		if err != nil {
 			return err
 		}
+		if e != nil {
+			tx.emit(e.event())
+		}
 		if c.Development && e != nil {
 			if err := journal(ctx, tx, c.By, at, e); err != nil {
 				return err
@@ -86,6 +89,15 @@ func (s *Store) change(ctx context.Context, op string, c mtlsid.Change, fn func(
 		}
 		return appendAudit(ctx, tx, []mtlsid.AuditEvent{c.Audit})
 	})
+}
+
+// event is what followers learn of the change e undoes (or of its undo).
+func (e *journalEntry) event() mtlsid.Event {
+	k := mtlsid.EventRelation
+	if e.kind == journalRole {
+		k = mtlsid.EventRoles
+	}
+	return mtlsid.Event{Kind: k, ServiceID: e.serviceID, IdentityID: e.identityID}
 }
 
 // checkJournaling refuses to journal under a certificate that is unknown,
@@ -144,6 +156,7 @@ func retireJournal(ctx context.Context, tx *tx, serial string, successor *mtlsid
 		if err := undo(ctx, tx, &entries[i]); err != nil {
 			return nil, fmt.Errorf("undo %s change of %s: %w", entries[i].kind, serial, err)
 		}
+		tx.emit(entries[i].event())
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM dev_journal WHERE serial = ?`, serial); err != nil {
 		return nil, fmt.Errorf("delete journal of %s: %w", serial, err)

@@ -339,6 +339,7 @@ func (s *Store) RecordConsent(ctx context.Context, serviceID, identityID string,
 		if n == 0 {
 			return nil
 		}
+		tx.emit(mtlsid.Event{Kind: mtlsid.EventRelation, ServiceID: serviceID, IdentityID: identityID})
 		return appendAudit(ctx, tx, []mtlsid.AuditEvent{audit})
 	})
 }

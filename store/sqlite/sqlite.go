@@ -31,6 +31,8 @@ type Store struct {
 
 	writeStmts [numWriteQueries]*sql.Stmt // on write
 	readStmts  [numReadQueries]*sql.Stmt  // on read
+
+	feed feed // the events of committed transactions, to Follow
 }
 
 var _ mtlsid.Store = (*Store)(nil)
@@ -137,6 +139,9 @@ type tx struct {
 	headLoaded bool
 	headDirty  bool
 	head       mtlsid.AuditEntry // only Seq and Hash
+
+	feed   *feed          // the store's
+	events []mtlsid.Event // for feed, once committed
 }
 
 // begin starts a write transaction. It waits for the write lock before it
@@ -146,10 +151,11 @@ func (s *Store) begin(ctx context.Context) (*tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &tx{Tx: t, now: time.Now().UTC().Truncate(time.Microsecond), prepared: &s.writeStmts}, nil
+	return &tx{Tx: t, now: time.Now().UTC().Truncate(time.Microsecond), prepared: &s.writeStmts, feed: &s.feed}, nil
 }
 
-// commit saves the moved chain head and commits.
+// commit saves the moved chain head, commits, and then hands the
+// transaction's events to the followers.
 func (tx *tx) commit(ctx context.Context) error {
 	if tx.headDirty {
 		if _, err := tx.exec(ctx, updateAuditHead, tx.head.Seq, tx.head.Hash); err != nil {
@@ -159,6 +165,7 @@ func (tx *tx) commit(ctx context.Context) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	tx.feed.publish(tx.events)
 	return nil
 }
 

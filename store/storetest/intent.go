@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -160,4 +161,37 @@ func testIntent(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 			}
 		}
 	})
+}
+
+func testPurgeIntents(t *testing.T, open func(t *testing.T) mtlsid.Store) {
+	s := newWorld(t, open)
+	ctx := t.Context()
+	var hashes [][]byte
+	for i := range 5 {
+		in := newIntent(fmt.Sprint("purge-", i))
+		in.ExpiresAt = at(60 + i)
+		must(t, "CreateIntent", s.CreateIntent(ctx, in))
+		hashes = append(hashes, in.Hash)
+	}
+	must(t, "ResolveIntent", s.ResolveIntent(ctx, hashes[0], "bob", bobSerial, at(20), event(mtlsid.AuditIntentResolved, "purge-0")))
+	// Strictly before: at(62) itself stays. Batches of one still delete all.
+	n, err := s.PurgeIntents(ctx, at(62), 1)
+	if err != nil || n != 2 {
+		t.Fatalf("PurgeIntents = %d, %v; want 2", n, err)
+	}
+	for i, h := range hashes {
+		_, err := s.Intent(ctx, h)
+		if gone := mtlsid.ErrorKind(err) == mtlsid.KindNotFound; gone != (i < 2) {
+			t.Errorf("intent %d: %v after the purge", i, err)
+		}
+	}
+	if n, err := s.PurgeIntents(ctx, at(62), 10); err != nil || n != 0 {
+		t.Errorf("PurgeIntents again = %d, %v; want 0", n, err)
+	}
+	if n, err := s.PurgeIntents(ctx, at(1000), 2); err != nil || n != 3 {
+		t.Errorf("PurgeIntents of the rest = %d, %v; want 3", n, err)
+	}
+	if _, err := s.PurgeIntents(ctx, at(1000), 0); mtlsid.ErrorKind(err) != mtlsid.KindInvalid {
+		t.Errorf("PurgeIntents with limit 0: %v; want KindInvalid", err)
+	}
 }

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 	t.Run("Relation", func(t *testing.T) { testRelation(t, open) })
 	t.Run("Journal", func(t *testing.T) { testJournal(t, open) })
 	t.Run("Intent", func(t *testing.T) { testIntent(t, open) })
+	t.Run("PurgeIntents", func(t *testing.T) { testPurgeIntents(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 }
 
