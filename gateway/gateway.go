@@ -65,6 +65,7 @@ type perimeter struct {
 	strip stripSet
 	rules []*rule // longest path first
 	up    *pool
+	certs certValues // the certificate headers' values
 }
 
 type rule struct {
@@ -171,7 +172,8 @@ func (g *Gateway) newPerimeter(pc Perimeter, mw *sdk.Middleware, agent *sdk.Cert
 		return nil, err
 	}
 	proxy := &httputil.ReverseProxy{
-		Transport: p.up,
+		Transport:  p.up,
+		BufferPool: newBufferPool(),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(p.up.base)
 			pr.Out.Host = pr.In.Host
@@ -182,7 +184,7 @@ func (g *Gateway) newPerimeter(pc Perimeter, mw *sdk.Middleware, agent *sdk.Cert
 				chain = t.VerifiedChains[0]
 			}
 			prof := sdk.FromContext(pr.In.Context())
-			p.cfg.Headers.setIdentity(pr.Out.Header, prof, chain)
+			p.cfg.Headers.setIdentity(pr.Out.Header, prof, chain, &p.certs)
 			if ri := infoOf(pr.In); ri != nil {
 				ri.decision, ri.profile = ri.pending, prof
 			}

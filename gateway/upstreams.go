@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -212,3 +214,14 @@ func repeatable(req *http.Request) bool {
 	}
 	return req.Body == nil || req.Body == http.NoBody
 }
+
+// newBufferPool lends a proxy its copy buffers: without one every proxied
+// response allocates (and the runtime clears) 32 KiB.
+func newBufferPool() httputil.BufferPool {
+	return bufferPool{&sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+type bufferPool struct{ p *sync.Pool }
+
+func (b bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
+func (b bufferPool) Put(x []byte) { b.p.Put(&x) }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -138,13 +139,14 @@ func loadGatewayFile(path string) (*gatewayFile, error) {
 
 // runGateway handles `mtlsid gateway`: the mTLS reverse proxy.
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var configFile, logLevel string
+	var configFile, logLevel, debugListen string
 	var logJSON, check bool
 	fs := newFlags("gateway", stderr)
 	fs.StringVar(&configFile, "config", "gateway.yaml", "the gateway's configuration (see docs/gateway.md)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&logJSON, "log-json", false, "log in JSON instead of text")
 	fs.BoolVar(&check, "check", false, "check the configuration and exit")
+	fs.StringVar(&debugListen, "debug-listen", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6061")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -164,6 +166,21 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "%s: %d perimeters, %d tcp perimeters, %d passthrough listeners, configuration valid\n",
 			configFile, len(f.Perimeters), len(f.TCP), len(f.Passthrough))
 		return nil
+	}
+	if debugListen != "" {
+		dln, err := listenDebug(debugListen)
+		if err != nil {
+			return err
+		}
+		defer dln.Close()
+		go servePprof(dln)
+		fmt.Fprintf(stdout, "mtlsid gateway: profiler on http://%s/debug/pprof/\n", dln.Addr())
+	}
+	if os.Getenv("GOGC") == "" {
+		// A proxy's garbage is per request and its live heap small: fewer
+		// collections buy about a tenth of its CPU back for some tens of
+		// MB (docs/benchmarks.md). GOGC in the environment wins.
+		debug.SetGCPercent(400)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The gateway against nginx, side by side in one run (issue 5). One nginx
+# (Debian's nginx-core) serves three things on loopback: the upstream
+# (plain HTTP, `return 200`), a front doing the gateway's job
+# (ssl_verify_client on, proxy_pass to the upstream over keep-alive), and
+# a "direct" TLS server that answers itself with client verification. The
+# gateway proxies to the same upstream and requires role `member` (cached
+# identity answers from a real `mtlsid serve`). Every load presents the
+# same client certificate; the load generator is `mtlsid bench http`.
+# Measured: keep-alive rate, new-handshake rate, and p50 at a fixed rate.
+# Usage: bench/gateway.sh [DURATION]   (default 10s per measurement)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dur=${1:-10s}
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$nginx" ] || { echo "nginx is needed: apt-get install nginx-core" >&2; exit 1; }
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+port() { echo $((20000 + RANDOM % 20000)); }
+A=$(port) U=$(port) N=$(port) D=$(port) G=$(port)
+go build -o "$work/mtlsid" ./cmd/mtlsid
+m="$work/mtlsid"
+data="$work/data"
+"$m" ca init --data "$data" --insecure-dev-keys >/dev/null
+"$m" bench seed --data "$data" --insecure-dev-keys --identities 10 --out "$work/out" >/dev/null
+"$m" serve --data "$data" --insecure-dev-keys --listen "127.0.0.1:$A" --hostname 127.0.0.1 --log-level warn >/dev/null 2>"$work/serve.log" &
+pids+=($!)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/shop.key" -out "$work/shop.crt" \
+  -days 30 -subj /CN=shop.localhost -addext subjectAltName=DNS:shop.localhost 2>/dev/null
+mkdir -p "$work/nginx"
+# Clients send their leaf only: nginx needs the issuing CA beside the root.
+cat "$data/ca/root.crt" "$data/ca/issuer.crt" >"$work/clientca.pem"
+user=""; [ "$(id -u)" = 0 ] && user="user root;"
+cat >"$work/nginx/nginx.conf" <<CONF
+$user
+worker_processes 2;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy; fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
+  keepalive_requests 100000;
+  upstream app { server 127.0.0.1:$U; keepalive 64; }
+  server { listen 127.0.0.1:$U; location / { return 200 "hello\n"; } }
+  server {
+    listen 127.0.0.1:$N ssl; server_name shop.localhost;
+    ssl_certificate $work/shop.crt; ssl_certificate_key $work/shop.key;
+    ssl_client_certificate $work/clientca.pem; ssl_protocols TLSv1.2 TLSv1.3; ssl_verify_client on; ssl_verify_depth 3;
+    location / {
+      proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Client-Cert ":\$ssl_client_escaped_cert:";
+    }
+  }
+  server {
+    listen 127.0.0.1:$D ssl; server_name shop.localhost;
+    ssl_certificate $work/shop.crt; ssl_certificate_key $work/shop.key;
+    ssl_client_certificate $work/clientca.pem; ssl_protocols TLSv1.2 TLSv1.3; ssl_verify_client on; ssl_verify_depth 3;
+    location / { return 200 "hello\n"; }
+  }
+}
+CONF
+"$nginx" -t -q -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log"
+"$nginx" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
+pids+=($!)
+cat >"$work/gateway.yaml" <<YAML
+authority: {url: "https://127.0.0.1:$A", ca: $data/ca/root.crt}
+agent: {cert: $work/out/api.cer, key: $work/out/api.key}
+perimeters:
+  - name: shop
+    listen: 127.0.0.1:$G
+    hostnames: [shop.localhost]
+    tls: {cert: $work/shop.crt, key: $work/shop.key}
+    client_cert: require
+    upstream: http://127.0.0.1:$U
+    paths: [{path: /, roles: {all_of: [member]}}]
+YAML
+until curl -skf "https://127.0.0.1:$A/healthz" >/dev/null 2>&1; do sleep 0.1; done
+"$m" gateway --config "$work/gateway.yaml" --log-level warn ${PROFILE:+--debug-listen 127.0.0.1:6061} >/dev/null 2>"$work/gateway.log" &
+pids+=($!)
+for p in $U $N $D $G; do
+  until (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do sleep 0.1; done
+done
+cli=(--ca "$work/shop.crt" --cert "$work/out/person.cer" --key "$work/out/person.key" --duration "$dur")
+# One request each first: every server must answer 200 (the gateway
+# because person-0 holds the role member).
+for p in $N $D $G; do
+  "$m" bench http --url https://shop.localhost/ --connect "127.0.0.1:$p" "${cli[@]}" --requests 1 --warmup 0s | grep -q "HTTP 200 OK" ||
+    { echo "127.0.0.1:$p did not answer 200:"; cat "$work/gateway.log" "$work/nginx/error.log"; exit 1; }
+done
+
+rate_of() { awk '/^requests/ {sub("/s,","",$5); print $5}' "$1"; }
+p50_of() { awk '/^latency/ {print $3}' "$1"; }
+run() { # name file args...
+  local name=$1 f=$2; shift 2
+  "$m" bench http "$@" >"$work/$f"
+  printf '%-28s %s | %s\n' "$name" "$(grep '^requests' "$work/$f")" "$(grep '^latency' "$work/$f")"
+  grep -q "errors 0" "$work/$f" && ! grep -Eq "HTTP [^2]" "$work/$f" || { echo "errors or non-200 answers in $name:"; cat "$work/$f"; }
+}
+if [ -n "${PROFILE:-}" ]; then # PROFILE=FILE: a CPU profile of the gateway under the keep-alive load
+  curl -s -o "$PROFILE" "http://127.0.0.1:6061/debug/pprof/profile?seconds=8" & prof=$!
+  "$m" bench http --url https://shop.localhost/ --connect "127.0.0.1:$G" "${cli[@]}" --workers 64 --duration 10s | grep '^requests'
+  wait $prof; echo "profile: $PROFILE (go tool pprof -top $work/mtlsid $PROFILE)"; cp "$m" "$PROFILE.bin"
+  exit 0
+fi
+echo "== keep-alive, 64 workers, as fast as possible"
+run "nginx (proxy)" ka-nginx.txt --url https://shop.localhost/ --connect "127.0.0.1:$N" "${cli[@]}" --workers 64
+run "mtlsid gateway" ka-gw.txt --url https://shop.localhost/ --connect "127.0.0.1:$G" "${cli[@]}" --workers 64
+echo "== new TLS handshake per request, 16 workers"
+run "nginx (proxy)" nc-nginx.txt --url https://shop.localhost/ --connect "127.0.0.1:$N" "${cli[@]}" --workers 16 --new-conn
+run "mtlsid gateway" nc-gw.txt --url https://shop.localhost/ --connect "127.0.0.1:$G" "${cli[@]}" --workers 16 --new-conn
+echo "== latency at 1,000/s, keep-alive"
+run "upstream, plain HTTP" lat-up.txt --url "http://127.0.0.1:$U/" --duration "$dur" --rate 1000 --workers 16
+run "nginx answering, TLS" lat-direct.txt --url https://shop.localhost/ --connect "127.0.0.1:$D" "${cli[@]}" --rate 1000 --workers 16
+run "nginx (proxy)" lat-nginx.txt --url https://shop.localhost/ --connect "127.0.0.1:$N" "${cli[@]}" --rate 1000 --workers 16
+run "mtlsid gateway" lat-gw.txt --url https://shop.localhost/ --connect "127.0.0.1:$G" "${cli[@]}" --rate 1000 --workers 16
+
+echo
+echo "== ratios (gateway / nginx)"
+awk -v a="$(rate_of "$work/ka-gw.txt")" -v b="$(rate_of "$work/ka-nginx.txt")" 'BEGIN {printf "keep-alive rate     %.2f  (target >= 0.90)\n", a/b}'
+awk -v a="$(rate_of "$work/nc-gw.txt")" -v b="$(rate_of "$work/nc-nginx.txt")" 'BEGIN {printf "new handshakes/s    %.2f  (target >= 0.80)\n", a/b}'
+echo "p50 at 1,000/s: upstream direct $(p50_of "$work/lat-up.txt"), TLS direct $(p50_of "$work/lat-direct.txt"), nginx proxy $(p50_of "$work/lat-nginx.txt"), gateway $(p50_of "$work/lat-gw.txt")"
