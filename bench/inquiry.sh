@@ -25,7 +25,7 @@ data="$work/data"
 port=$((20000 + RANDOM % 20000))
 "$work/mtlsid" ca init --data "$data" --insecure-dev-keys "${db[@]}" >/dev/null
 "$work/mtlsid" bench seed --data "$data" --insecure-dev-keys "${db[@]}" --identities "$n" --out "$work/out"
-"$work/mtlsid" serve --data "$data" --insecure-dev-keys "${db[@]}" --listen "127.0.0.1:$port" --hostname 127.0.0.1 --log-level warn >/dev/null 2>"$work/serve.log" & pid=$!
+env ${SERVE_ENV:-} "$work/mtlsid" serve --data "$data" --insecure-dev-keys "${db[@]}" --listen "127.0.0.1:$port" --hostname 127.0.0.1 --log-level warn >/dev/null 2>"$work/serve.log" & pid=$!
 until curl -skf "https://127.0.0.1:$port/healthz" >/dev/null 2>&1; do sleep 0.1; done
 common=(--server "https://127.0.0.1:$port" --ca "$data/ca/root.crt" --cert "$work/out/api.cer" --key "$work/out/api.key" --duration "$dur")
 head -1000 "$work/out/serials.txt" >"$work/out/hot.txt"

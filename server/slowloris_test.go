@@ -1,188 +1,16 @@
 package server_test
 
 import (
-	"bufio"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mtlsid/mtlsid/internal/hostile"
 )
-
-// hostilePerKind is how many connections of each hostile kind the tests
-// open at once: enough to show the limits hold, few enough for a loaded
-// 2-core machine.
-const hostilePerKind = 40
-
-// serverCutoff is the longest the server lets a client stall before its
-// first request is complete: ReadHeaderTimeout, the TLS handshake bound
-// (derived from it by net/http) and the split listener's sniffTimeout are
-// all 10 s. The tests wait for this plus a generous margin; they assert
-// that the server closes the connections, not how fast.
-const serverCutoff = 10 * time.Second
-
-// hostile is a set of misbehaving client connections. Each runs until
-// the server closes it; the test's cleanup closes any left.
-type hostile struct {
-	t      testing.TB
-	wg     sync.WaitGroup
-	opened atomic.Int64
-	closed atomic.Int64 // by the server
-	stop   chan struct{}
-}
-
-func newHostile(t testing.TB) *hostile {
-	h := &hostile{t: t, stop: make(chan struct{})}
-	t.Cleanup(func() {
-		close(h.stop)
-		h.wg.Wait()
-	})
-	return h
-}
-
-// start opens n connections with dial and runs behave on each (it writes,
-// slowly or not at all), while a reader waits for the server to close the
-// connection. It returns once every connection is open.
-func (h *hostile) start(n int, dial func() (net.Conn, error), behave func(c net.Conn, done <-chan struct{})) {
-	h.t.Helper()
-	for range n {
-		c, err := dial()
-		if err != nil {
-			h.t.Fatalf("opening a hostile connection: %v", err)
-		}
-		h.opened.Add(1)
-		done := make(chan struct{})
-		h.wg.Go(func() {
-			// Whatever the server sends (a 408, an alert), the connection
-			// counts as closed by the server once reading ends.
-			_, _ = io.Copy(io.Discard, c)
-			h.closed.Add(1)
-			close(done)
-		})
-		h.wg.Go(func() {
-			defer c.Close()
-			go func() {
-				select {
-				case <-h.stop:
-					c.Close()
-				case <-done:
-				}
-			}()
-			behave(c, done)
-			select {
-			case <-done:
-			case <-h.stop:
-			}
-		})
-	}
-}
-
-// waitClosed polls until the server has closed every connection.
-func (h *hostile) waitClosed(limit time.Duration) {
-	h.t.Helper()
-	deadline := time.Now().Add(limit)
-	for h.closed.Load() < h.opened.Load() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("after %s the server still holds %d of %d hostile connections", limit, h.opened.Load()-h.closed.Load(), h.opened.Load())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// dribble sends prefix and then one byte of a header value every 300 ms,
-// never ending the headers, until the server closes the connection.
-func dribble(prefix string) func(net.Conn, <-chan struct{}) {
-	return func(c net.Conn, done <-chan struct{}) {
-		if _, err := io.WriteString(c, prefix); err != nil {
-			return
-		}
-		tick := time.NewTicker(300 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				if _, err := c.Write([]byte{'a'}); err != nil {
-					return
-				}
-			}
-		}
-	}
-}
-
-// silent writes nothing.
-func silent(net.Conn, <-chan struct{}) {}
-
-// partialHello starts a TLS handshake and stalls: a record header that
-// announces a 512-byte ClientHello, then a few bytes of it.
-func partialHello(c net.Conn, _ <-chan struct{}) {
-	_, _ = c.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03})
-}
-
-// slowHeader is an HTTP/1.1 request whose headers never end.
-const slowHeader = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
-
-// footprint is what the process holds: goroutines and open files (file
-// descriptors, where /proc tells them).
-type footprint struct{ goroutines, fds int }
-
-func measure() footprint {
-	fp := footprint{goroutines: runtime.NumGoroutine(), fds: -1}
-	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
-		fp.fds = len(ents)
-	}
-	return fp
-}
-
-// waitBaseline polls until the footprint is back within slack of base:
-// the hostile connections left nothing behind.
-func waitBaseline(t testing.TB, base footprint, slack int, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		now := measure()
-		if now.goroutines <= base.goroutines+slack && (base.fds < 0 || now.fds <= base.fds+slack) {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("footprint %+v did not return near the baseline %+v (slack %d)\n%s", now, base, slack, buf)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// oversized sends a request with one header of size bytes and returns the
-// status of the answer, or 0 when the server closed the connection
-// without one.
-func oversized(t testing.TB, dial func() (net.Conn, error), size int) int {
-	t.Helper()
-	c, err := dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-	go func() {
-		// The server may stop reading and answer before all is sent.
-		_, _ = fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", size))
-	}()
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
 
 // TestHostileConnections opens, all at once, connections that dribble
 // their headers (over TLS and plain HTTP), that never start or never
@@ -211,7 +39,7 @@ func TestHostileConnections(t *testing.T) {
 	}
 	get()
 	client.CloseIdleConnections()
-	base := measure()
+	base := hostile.Measure()
 
 	tcp := func() (net.Conn, error) { return net.DialTimeout("tcp", addr, 10*time.Second) }
 	tlsConn := func() (net.Conn, error) {
@@ -222,12 +50,12 @@ func TestHostileConnections(t *testing.T) {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		return tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: e.roots, ServerName: "localhost", NextProtos: []string{"h2"}})
 	}
-	h := newHostile(t)
-	h.start(hostilePerKind, tlsConn, dribble(slowHeader))
-	h.start(hostilePerKind, tcp, dribble(slowHeader)) // plain HTTP: the revocation side
-	h.start(hostilePerKind, tcp, silent)
-	h.start(hostilePerKind, tcp, partialHello)
-	h.start(hostilePerKind, h2Conn, silent) // HTTP/2 agreed, then no connection preface
+	h := hostile.New(t)
+	h.Start(hostile.PerKind, tlsConn, hostile.Dribble("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: "))
+	h.Start(hostile.PerKind, tcp, hostile.Dribble("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")) // plain HTTP: the revocation side
+	h.Start(hostile.PerKind, tcp, hostile.Silent)
+	h.Start(hostile.PerKind, tcp, hostile.PartialHello)
+	h.Start(hostile.PerKind, h2Conn, hostile.Silent) // HTTP/2 agreed, then no connection preface
 
 	// Every hostile connection is open: others are still served, over
 	// new connections.
@@ -235,9 +63,9 @@ func TestHostileConnections(t *testing.T) {
 		get()
 		client.CloseIdleConnections()
 	}
-	h.waitClosed(serverCutoff + 60*time.Second)
+	h.WaitClosed(hostile.Cutoff + 60*time.Second)
 	client.CloseIdleConnections()
-	waitBaseline(t, base, 20, 30*time.Second)
+	hostile.WaitBaseline(t, base, 20, 30*time.Second)
 }
 
 // TestOversizedHeaders sends a 1 MiB header over TLS and over plain HTTP:
@@ -252,10 +80,10 @@ func TestOversizedHeaders(t *testing.T) {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		return tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: e.roots, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
 	}
-	base := measure()
+	base := hostile.Measure()
 	for name, dial := range map[string]func() (net.Conn, error){"tls": tlsConn, "plain": tcp} {
 		for _, size := range []int{1 << 20, 80 << 10} {
-			if st := oversized(t, dial, size); st != 0 && st != http.StatusRequestHeaderFieldsTooLarge {
+			if st := hostile.Oversized(t, dial, "localhost", "/healthz", size); st != 0 && st != http.StatusRequestHeaderFieldsTooLarge {
 				t.Errorf("%s, %d-byte header: status %d, want 431 or a closed connection", name, size, st)
 			}
 		}
@@ -269,5 +97,5 @@ func TestOversizedHeaders(t *testing.T) {
 		t.Fatalf("normal client: %s", resp.Status)
 	}
 	client.CloseIdleConnections()
-	waitBaseline(t, base, 20, 30*time.Second)
+	hostile.WaitBaseline(t, base, 20, 30*time.Second)
 }

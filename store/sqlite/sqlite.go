@@ -52,6 +52,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: create directory for %s: %w", abs, err)
 	}
 
+	// The database holds every certificate, token hash and audit entry:
+	// readable by its owner only. SQLite gives its -wal and -shm files the
+	// database file's mode. An existing file keeps the mode it has.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	f.Close()
+
 	s := &Store{path: abs}
 	if s.write, err = openDB(abs, true); err != nil {
 		return nil, err

@@ -51,6 +51,22 @@ func TestOpenCreatesDirectory(t *testing.T) {
 	}
 }
 
+// TestOpenOwnerOnly: a new database and its WAL are readable by their
+// owner only, whatever the umask.
+func TestOpenOwnerOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mtlsid.db")
+	openTest(t, path)
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s: mode %v, want -rw-------", filepath.Base(p), m)
+		}
+	}
+}
+
 func TestOpenNotADatabase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "junk.db")
 	if err := os.WriteFile(path, []byte("this is not a SQLite database, not even close......................................................................"), 0o600); err != nil {
