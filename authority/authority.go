@@ -124,7 +124,7 @@ func New(cfg Config) (*Authority, error) {
 	}
 	a.verifier = cfg.Verifier
 	a.openSignup = cfg.OpenSignup
-	a.recent = newRecentCalls(50, 100000)
+	a.recent = newRecentCalls(recentPerIdentity, recentIdentities)
 	ttl := cfg.CacheTTL
 	if ttl <= 0 {
 		ttl = DefaultCacheTTL

@@ -32,7 +32,7 @@ type Gateway struct {
 	log     *slog.Logger
 	metrics *Metrics
 	cur     atomic.Pointer[state]
-	streams *streams // TCP perimeters and pass-through listeners (streams.go); not reloaded
+	streams *streams // TCP perimeters and pass-through listeners (streams.go)
 
 	mu        sync.Mutex // serializes New's successors: Listen, Serve, Reload, Shutdown
 	listeners map[string]*listener
@@ -95,12 +95,15 @@ func New(cfg Config, mw *sdk.Middleware, agent *sdk.CertSource) (*Gateway, error
 	if err != nil {
 		return nil, err
 	}
-	if g.streams, err = newStreams(cfg, mw, agent, g.log, g.metrics); err != nil {
+	g.streams = newStreams(g.log, g.metrics)
+	plan, err := g.streams.prepare(cfg, mw, agent) // binds nothing before Listen
+	if err != nil {
 		if st.auto != nil {
 			st.auto.stop()
 		}
 		return nil, err
 	}
+	g.streams.commit(plan)
 	st.gen = 1
 	g.cur.Store(st)
 	g.metrics.attach(g)
@@ -480,12 +483,10 @@ func (g *Gateway) Serve() error {
 	for _, l := range g.listeners {
 		g.start(l)
 	}
-	g.servers.Go(func() {
-		if err := g.streams.serve(); err != nil {
-			select {
-			case g.fatal <- err:
-			default:
-			}
+	g.streams.serve(func(err error) {
+		select {
+		case g.fatal <- err:
+		default:
 		}
 	})
 	st := g.cur.Load()

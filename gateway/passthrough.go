@@ -14,7 +14,7 @@ type passthrough struct {
 	cfg Passthrough
 	log *slog.Logger
 
-	upstreamFailed func(name, upstream string) // counts it in the metrics; set by newStreams
+	upstreamFailed func(name, upstream string) // counts it in the metrics; set by streams.prepare
 }
 
 func newPassthrough(pc Passthrough, log *slog.Logger) *passthrough {

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -145,10 +144,19 @@ func (st *state) retire() {
 // (their open requests finish). mw and agent may be the ones in use or
 // new ones (then the caller closes the old middleware after Reload).
 //
+// TCP perimeters and pass-through listeners are reloaded the same way:
+// a listener whose address is unchanged is kept and gives new
+// connections the new settings (roles, certificate, upstream, routes...),
+// while connections already relayed keep theirs; but the periodic role
+// recheck of an open TCP perimeter connection follows the current
+// settings of the perimeter of its name (the last it saw, once a reload
+// removed that perimeter). Removed listeners stop accepting; their open
+// connections run on until they end, or until Shutdown.
+//
 // On error (invalid configuration, unreadable file, an address that
-// cannot be bound) nothing changes: the old configuration keeps serving.
-// TCP perimeters and pass-through listeners are not reloaded: a change
-// to them is refused (it needs a restart).
+// cannot be bound, a listener that would change kind at the same
+// address: http, tcp or passthrough) nothing changes: the old
+// configuration keeps serving.
 func (g *Gateway) Reload(cfg Config, mw *sdk.Middleware, agent *sdk.CertSource) error {
 	gen, err := g.reload(cfg, mw, agent)
 	if err != nil {
@@ -177,14 +185,26 @@ func (g *Gateway) reload(cfg Config, mw *sdk.Middleware, agent *sdk.CertSource) 
 		return 0, errors.New("gateway: shut down")
 	}
 	old := g.cur.Load()
-	if !reflect.DeepEqual(old.cfg.TCP, cfg.TCP) || !reflect.DeepEqual(old.cfg.Passthrough, cfg.Passthrough) {
-		return 0, fmt.Errorf("%w: tcp perimeters and passthrough listeners cannot change without a restart", ErrConfig)
-	}
 	st, err := g.build(cfg, mw, agent)
 	if err != nil {
 		return 0, err
 	}
 	st.gen = old.gen + 1
+	stopAuto := func() {
+		if st.auto != nil && st.auto != old.auto {
+			st.auto.stop()
+		}
+	}
+	if err := g.kindChange(old, st); err != nil {
+		stopAuto()
+		return 0, err
+	}
+	// The streams bind their added addresses (when bound) here too.
+	plan, err := g.streams.prepare(cfg, mw, agent)
+	if err != nil {
+		stopAuto()
+		return 0, err
+	}
 	// Bind the new addresses before the swap: an address that cannot be
 	// bound refuses the reload with nothing changed.
 	var opened []*listener
@@ -198,15 +218,15 @@ func (g *Gateway) reload(cfg Config, mw *sdk.Middleware, agent *sdk.CertSource) 
 				for _, o := range opened {
 					o.ln.Close()
 				}
-				if st.auto != nil && st.auto != old.auto {
-					st.auto.stop()
-				}
+				g.streams.abort(plan)
+				stopAuto()
 				return 0, err
 			}
 			opened = append(opened, l)
 		}
 	}
 	g.cur.Store(st)
+	g.streams.commit(plan)
 	for _, l := range opened {
 		g.listeners[l.key] = l
 		if g.serving {
@@ -240,6 +260,44 @@ func (g *Gateway) reload(cfg Config, mw *sdk.Middleware, agent *sdk.CertSource) 
 		st.logServing(g.log)
 	}
 	return st.gen, nil
+}
+
+// kindChange refuses a fixed address that serves HTTP in one of old and
+// st and a TCP perimeter or pass-through listener in the other: the
+// listener would have to be closed and bound again, which a reload does
+// not do. (The streams refuse a tcp <-> passthrough change themselves.)
+func (g *Gateway) kindChange(old, st *state) error {
+	httpAddrs := func(st *state) map[string]bool {
+		out := map[string]bool{}
+		for _, s := range st.sites {
+			if a := s.listenAddr(); !ephemeral(a) {
+				out[a] = true
+			}
+		}
+		return out
+	}
+	oldHTTP, newHTTP := httpAddrs(old), httpAddrs(st)
+	streamAddrs := func(cfg Config) map[string]string {
+		out := map[string]string{}
+		for _, t := range cfg.TCP {
+			out[t.Listen] = "tcp"
+		}
+		for _, p := range cfg.Passthrough {
+			out[p.Listen] = "passthrough"
+		}
+		return out
+	}
+	for addr, kind := range streamAddrs(st.cfg) {
+		if oldHTTP[addr] {
+			return fmt.Errorf("%w: %s changes from http to %s: a listener cannot change kind without a restart", ErrConfig, addr, kind)
+		}
+	}
+	for addr, kind := range g.streams.addrs() {
+		if newHTTP[addr] {
+			return fmt.Errorf("%w: %s changes from %s to http: a listener cannot change kind without a restart", ErrConfig, addr, kind)
+		}
+	}
+	return nil
 }
 
 // FileWatch notices changes of files by polling: their modification time,

@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mtlsid/mtlsid/internal/connlimit"
@@ -17,76 +18,262 @@ import (
 // streams serves the TCP perimeters and the pass-through listeners: the
 // connection-level side of the Gateway, next to the HTTP servers. It
 // tracks every open connection so that shutdown can close them.
+//
+// A reload (prepare, then commit or abort) keeps the listeners whose
+// address is unchanged and swaps the settings they give new connections;
+// connections already open keep the settings they started with (but for
+// the role recheck of TCP perimeters, see tcpPerimeter.recheck).
 type streams struct {
-	log       *slog.Logger
-	metrics   *Metrics          // nil: none
-	listeners []*streamListener // TCP perimeters, then pass-through, in configuration order
+	log     *slog.Logger
+	metrics *Metrics // nil: none
 
 	ctx    context.Context // cancelled when the last connections are closed
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	closed  bool
-	handler sync.WaitGroup // connection handlers
+	// tcp is the current TCP perimeters by name: the rechecks of open
+	// connections follow their perimeter's current settings.
+	tcp atomic.Pointer[map[string]*tcpPerimeter]
+
+	mu        sync.Mutex
+	listeners []*streamListener // TCP perimeters, then pass-through, in configuration order
+	bound     bool              // listen was called: reloads bind added addresses
+	serving   bool
+	fatal     func(error) // reports a listener that failed; set by serve
+	conns     map[net.Conn]struct{}
+	closed    bool
+	accepting sync.WaitGroup // accept loops
+	handler   sync.WaitGroup // connection handlers
 }
 
+// streamListener is one address. Its settings (cur) are swapped by
+// reloads; each connection reads them once, when it is accepted.
 type streamListener struct {
-	kind, name, addr string
-	handle           func(context.Context, net.Conn)
-	ln               net.Listener
+	kind, addr string
+	ln         net.Listener // nil until bound
+	cur        atomic.Pointer[streamConfig]
 }
 
-// newStreams validates and prepares the TCP perimeters and pass-through
-// listeners of cfg; it reads their TLS and CA files now.
-func newStreams(cfg Config, mw *sdk.Middleware, agent *sdk.CertSource, log *slog.Logger, metrics *Metrics) (*streams, error) {
+// streamConfig is what a listener serves new connections with.
+type streamConfig struct {
+	name   string
+	serve  func(context.Context, net.Conn)
+	active gauge // open connections
+}
+
+type gauge interface {
+	Inc()
+	Dec()
+}
+
+// streamPlan is a prepared configuration of the streams: its listeners
+// in order, kept ones and new ones (bound already when the streams are),
+// with their new settings.
+type streamPlan struct {
+	entries []planEntry
+	tcp     map[string]*tcpPerimeter
+}
+
+type planEntry struct {
+	l      *streamListener
+	cfg    *streamConfig
+	opened bool // a new listener bound by prepare
+	kept   bool // an existing listener
+}
+
+func newStreams(log *slog.Logger, metrics *Metrics) *streams {
+	s := &streams{log: log, metrics: metrics, conns: map[net.Conn]struct{}{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// prepare validates and prepares the TCP perimeters and pass-through
+// listeners of cfg, reading their TLS and CA files now. Once the streams
+// are bound, it binds the added addresses too: on error, none stays
+// bound and nothing changed. Give the plan to commit or abort.
+func (s *streams) prepare(cfg Config, mw *sdk.Middleware, agent *sdk.CertSource) (*streamPlan, error) {
 	if err := cfg.validateStreams(); err != nil {
 		return nil, err
 	}
-	s := &streams{log: log, metrics: metrics, conns: map[net.Conn]struct{}{}}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if len(cfg.TCP) > 0 && mw == nil {
+		return nil, errors.New("gateway: a middleware is required for tcp perimeters")
+	}
+	plan := &streamPlan{tcp: map[string]*tcpPerimeter{}}
+	type want struct {
+		kind, addr string
+		cfg        *streamConfig
+	}
+	var wants []want
 	for _, tc := range cfg.TCP {
 		tc.ExemptIPs = slices.Clone(tc.ExemptIPs)
 		_ = tc.validate() // fills the defaults; validateStreams checked it
-		if mw == nil {
-			return nil, errors.New("gateway: a middleware is required for tcp perimeters")
-		}
-		t, err := newTCPPerimeter(tc, mw, agent, log)
+		t, err := newTCPPerimeter(tc, mw, agent, s.log)
 		if err != nil {
 			return nil, err
 		}
 		t.upstreamFailed = s.upstreamFailed
-		s.listeners = append(s.listeners, &streamListener{kind: "tcp", name: tc.Name, addr: tc.Listen, handle: t.serve})
+		t.lookup = s.tcpPerimeter
+		plan.tcp[tc.Name] = t
+		wants = append(wants, want{"tcp", tc.Listen, s.config("tcp", tc.Name, t.serve)})
 	}
 	for _, pc := range cfg.Passthrough {
 		pc.Routes = slices.Clone(pc.Routes)
 		_ = pc.validate()
-		p := newPassthrough(pc, log)
+		p := newPassthrough(pc, s.log)
 		p.upstreamFailed = s.upstreamFailed
-		s.listeners = append(s.listeners, &streamListener{kind: "passthrough", name: pc.Name, addr: pc.Listen, handle: p.serve})
+		wants = append(wants, want{"passthrough", pc.Listen, s.config("passthrough", pc.Name, p.serve)})
 	}
-	return s, nil
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("gateway: shut down")
+	}
+	for _, w := range wants {
+		e := planEntry{cfg: w.cfg}
+		for _, l := range s.listeners {
+			if l.addr != w.addr {
+				continue
+			}
+			if ephemeral(w.addr) && (l.kind != w.kind || l.cur.Load().name != w.cfg.name) {
+				continue // ":0" is a new port for each listener; kept by kind and name
+			}
+			if l.kind != w.kind {
+				s.abortLocked(plan)
+				return nil, fmt.Errorf("%w: %s changes from %s to %s: a listener cannot change kind without a restart",
+					ErrConfig, w.addr, l.kind, w.kind)
+			}
+			e.l, e.kept = l, true
+			break
+		}
+		if e.l == nil {
+			e.l = &streamListener{kind: w.kind, addr: w.addr}
+			e.l.cur.Store(w.cfg)
+			if s.bound {
+				if err := e.l.bind(); err != nil {
+					s.abortLocked(plan)
+					return nil, err
+				}
+				e.opened = true
+			}
+		}
+		plan.entries = append(plan.entries, e)
+	}
+	return plan, nil
+}
+
+// config makes the settings of one listener.
+func (s *streams) config(kind, name string, serve func(context.Context, net.Conn)) *streamConfig {
+	c := &streamConfig{name: name, serve: serve, active: nopGauge{}}
+	if s.metrics != nil {
+		// The gauge of the HTTP listeners, labelled "tcp NAME" or
+		// "passthrough NAME".
+		c.active = s.metrics.connections.WithLabelValues(kind + " " + name)
+	}
+	return c
+}
+
+func ephemeral(addr string) bool {
+	_, port, _ := net.SplitHostPort(addr)
+	return port == "0"
+}
+
+func (l *streamListener) bind() error {
+	ln, err := net.Listen("tcp", l.addr)
+	if err != nil {
+		return fmt.Errorf("gateway: listen %s (%s %s): %w", l.addr, l.kind, l.cur.Load().name, err)
+	}
+	l.ln = connlimit.Listener(ln, connlimit.Default)
+	return nil
+}
+
+// abort closes the listeners prepare bound for plan.
+func (s *streams) abort(plan *streamPlan) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.abortLocked(plan)
+}
+
+func (s *streams) abortLocked(plan *streamPlan) {
+	for _, e := range plan.entries {
+		if e.opened {
+			e.l.ln.Close()
+			e.l.ln = nil
+		}
+	}
+}
+
+// commit makes plan the configuration: kept listeners give new
+// connections the new settings, added ones start accepting (when
+// serving), removed ones are closed; the connections they accepted run
+// on until they end, or until shutdown.
+func (s *streams) commit(plan *streamPlan) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := map[*streamListener]bool{}
+	ls := make([]*streamListener, 0, len(plan.entries))
+	for _, e := range plan.entries {
+		keep[e.l] = true
+		ls = append(ls, e.l)
+		e.l.cur.Store(e.cfg)
+		if e.opened {
+			s.log.Info(e.l.kind+" listener opened", "name", e.cfg.name, "listen", e.l.ln.Addr().String())
+			if s.serving {
+				s.start(e.l)
+			}
+		}
+	}
+	for _, l := range s.listeners {
+		if keep[l] || l.ln == nil {
+			continue
+		}
+		s.log.Info(l.kind+" listener closing; its open connections run on", "name", l.cur.Load().name, "listen", l.ln.Addr().String())
+		l.ln.Close()
+	}
+	s.listeners = ls
+	s.tcp.Store(&plan.tcp)
+}
+
+// tcpPerimeter returns the current TCP perimeter of that name, or nil.
+func (s *streams) tcpPerimeter(name string) *tcpPerimeter {
+	if m := s.tcp.Load(); m != nil {
+		return (*m)[name]
+	}
+	return nil
+}
+
+// addrs returns the kinds of the listeners on fixed ports, by address.
+func (s *streams) addrs() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for _, l := range s.listeners {
+		if !ephemeral(l.addr) {
+			out[l.addr] = l.kind
+		}
+	}
+	return out
 }
 
 // listen binds every address; on failure none stays bound. Once bound,
-// it does nothing.
+// later prepares bind the added addresses themselves.
 func (s *streams) listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.listeners) > 0 && s.listeners[0].ln != nil {
-		return nil
-	}
-	for i, l := range s.listeners {
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			for _, o := range s.listeners[:i] {
+	var opened []*streamListener
+	for _, l := range s.listeners {
+		if l.ln != nil {
+			continue
+		}
+		if err := l.bind(); err != nil {
+			for _, o := range opened {
 				o.ln.Close()
 				o.ln = nil
 			}
-			return fmt.Errorf("gateway: listen %s (%s %s): %w", l.addr, l.kind, l.name, err)
+			return err
 		}
-		l.ln = connlimit.Listener(ln, connlimit.Default)
+		opened = append(opened, l)
 	}
+	s.bound = true
 	return nil
 }
 
@@ -94,7 +281,7 @@ func (s *streams) listen() error {
 func (s *streams) listening() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.listeners) > 0 && s.listeners[0].ln != nil
+	return slices.ContainsFunc(s.listeners, func(l *streamListener) bool { return l.ln != nil })
 }
 
 // addr returns the bound address of the listener of that kind and name.
@@ -102,56 +289,47 @@ func (s *streams) addr(kind, name string) net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, l := range s.listeners {
-		if l.kind == kind && l.name == name && l.ln != nil {
+		if l.kind == kind && l.cur.Load().name == name && l.ln != nil {
 			return l.ln.Addr()
 		}
 	}
 	return nil
 }
 
-// serve accepts on every listener until shutdown; it returns nil then,
-// or the first error that stopped a listener.
-func (s *streams) serve() error {
+// serve starts accepting on every bound listener, and on those later
+// reloads add, until shutdown. fatal is called with the error that
+// stopped a listener (all of them are closed then, as one broken HTTP
+// listener stops the gateway).
+func (s *streams) serve(fatal func(error)) {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
+	defer s.mu.Unlock()
+	if s.closed || s.serving {
+		return
 	}
-	var ls []*streamListener
+	s.serving, s.fatal = true, fatal
 	for _, l := range s.listeners {
 		if l.ln != nil {
-			ls = append(ls, l)
+			s.log.Info(l.kind+" listener serving", "name", l.cur.Load().name, "listen", l.ln.Addr().String())
+			s.start(l)
 		}
 	}
-	s.mu.Unlock()
-	errc := make(chan error, len(ls))
-	for _, l := range ls {
-		s.log.Info(l.kind+" listener serving", "name", l.name, "listen", l.ln.Addr().String())
-		go func() { errc <- s.accept(l) }()
-	}
-	var first error
-	for range ls {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-			s.closeListeners() // one broken listener stops the gateway, as with HTTP
-		}
-	}
-	return first
 }
 
-func (s *streams) accept(l *streamListener) error {
-	var active interface {
-		Inc()
-		Dec()
-	} = nopGauge{}
-	if s.metrics != nil {
-		// The gauge of the HTTP listeners, labelled "tcp NAME" or
-		// "passthrough NAME".
-		active = s.metrics.connections.WithLabelValues(l.kind + " " + l.name)
-	}
+// start accepts on l in the background; s.mu is held.
+func (s *streams) start(l *streamListener) {
+	ln := l.ln
+	s.accepting.Go(func() {
+		if err := s.accept(l, ln); err != nil {
+			s.closeListeners()
+			s.fatal(err)
+		}
+	})
+}
+
+func (s *streams) accept(l *streamListener, ln net.Listener) error {
 	var delay time.Duration
 	for {
-		c, err := l.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -172,12 +350,13 @@ func (s *streams) accept(l *streamListener) error {
 			c.Close()
 			continue
 		}
-		active.Inc()
+		sc := l.cur.Load() // the settings of the moment, for this connection's life
+		sc.active.Inc()
 		go func() {
 			defer s.handler.Done()
 			defer s.untrack(c)
-			defer active.Dec()
-			l.handle(s.ctx, c)
+			defer sc.active.Dec()
+			sc.serve(s.ctx, c)
 		}()
 	}
 }
@@ -227,15 +406,17 @@ func (s *streams) closeListeners() {
 	}
 }
 
-// shutdown stops accepting, lets open connections run until ctx ends,
-// then closes them, waits for their handlers and returns ctx's error, as
-// http.Server.Shutdown does. Relayed protocols (database sessions...)
-// seldom end by themselves: give ctx the time a drain deserves.
+// shutdown stops accepting, lets open connections (those of listeners
+// reloads removed included) run until ctx ends, then closes them, waits
+// for their handlers and returns ctx's error, as http.Server.Shutdown
+// does. Relayed protocols (database sessions...) seldom end by
+// themselves: give ctx the time a drain deserves.
 func (s *streams) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
 	s.closeListeners()
+	s.accepting.Wait()
 	done := make(chan struct{})
 	go func() { s.handler.Wait(); close(done) }()
 	select {

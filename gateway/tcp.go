@@ -27,7 +27,10 @@ type tcpPerimeter struct {
 	upTLS  *tls.Config // nil: plain TCP to the upstream
 	log    *slog.Logger
 
-	upstreamFailed func(name, upstream string) // counts it in the metrics; set by newStreams
+	upstreamFailed func(name, upstream string) // counts it in the metrics; set by streams.prepare
+	// lookup returns the current perimeter of a name, or nil once a
+	// reload removed it; set by streams.prepare.
+	lookup func(name string) *tcpPerimeter
 }
 
 func newTCPPerimeter(tc TCPPerimeter, mw *sdk.Middleware, agent *sdk.CertSource, log *slog.Logger) (*tcpPerimeter, error) {
@@ -146,7 +149,7 @@ func (t *tcpPerimeter) serve(ctx context.Context, raw net.Conn) {
 	if !exempt {
 		stop := make(chan struct{})
 		defer close(stop)
-		go t.recheck(ctx, &cs, stop, func(reason string) {
+		go t.recheck(ctx, &cs, raw.RemoteAddr(), stop, func(reason string) {
 			revoked.Store(&reason)
 			log.Warn("tcp connection closed: identity no longer accepted", "serial", serial, "reason", reason)
 			raw.Close()
@@ -169,8 +172,16 @@ func (t *tcpPerimeter) serve(ctx context.Context, raw net.Conn) {
 // answer when the revocation event came) or its roles no longer suffice.
 // An authority that cannot be reached keeps the connection: its
 // certificate was accepted, and a later recheck decides.
-func (t *tcpPerimeter) recheck(ctx context.Context, cs *tls.ConnectionState, stop <-chan struct{}, end func(reason string)) {
-	tick := time.NewTicker(t.cfg.RecheckInterval)
+//
+// Each recheck follows the current settings of the perimeter of t's name
+// (its roles, exempt addresses, interval and middleware), so that a
+// reload that tightens the roles reaches the connections already open.
+// Once a reload removed the perimeter, the connection keeps the last
+// settings it saw.
+func (t *tcpPerimeter) recheck(ctx context.Context, cs *tls.ConnectionState, remote net.Addr, stop <-chan struct{}, end func(reason string)) {
+	cur := t
+	interval := cur.cfg.RecheckInterval
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
@@ -180,8 +191,20 @@ func (t *tcpPerimeter) recheck(ctx context.Context, cs *tls.ConnectionState, sto
 			return
 		case <-tick.C:
 		}
-		cctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
-		p, err := t.mw.IdentifyTLS(cctx, cs)
+		if t.lookup != nil {
+			if n := t.lookup(t.cfg.Name); n != nil {
+				cur = n
+			}
+		}
+		if cur.cfg.RecheckInterval != interval {
+			interval = cur.cfg.RecheckInterval
+			tick.Reset(interval)
+		}
+		if cur.exempted(remote) {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, cur.cfg.HandshakeTimeout)
+		p, err := cur.mw.IdentifyTLS(cctx, cs)
 		cancel()
 		var oe *sdk.OutcomeError
 		switch {
@@ -191,7 +214,7 @@ func (t *tcpPerimeter) recheck(ctx context.Context, cs *tls.ConnectionState, sto
 		case err != nil:
 			t.log.Warn("identity recheck failed; connection kept", "tcp_perimeter", t.cfg.Name, "err", err)
 		default:
-			if reason := t.cfg.Roles.lacking(p); reason != "" {
+			if reason := cur.cfg.Roles.lacking(p); reason != "" {
 				end(reason)
 				return
 			}

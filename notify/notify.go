@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mtlsid/mtlsid"
@@ -19,6 +20,11 @@ import (
 
 // LeaseName is the database lease the notifiers of all nodes share.
 const LeaseName = "notify"
+
+// DefaultLeaseTTL is the lease's lifetime when Config.LeaseTTL is zero:
+// as the fleet's other jobs (server.DefaultLeaseTTL), a little longer, as
+// a scan may wait on SMTP servers and webhooks.
+const DefaultLeaseTTL = 15 * time.Second
 
 // Channels, as the delivery log names them.
 const (
@@ -48,9 +54,11 @@ type Config struct {
 	Thresholds []mtlsid.Threshold
 	// Interval is the time between scans. Zero means one minute.
 	Interval time.Duration
-	// LeaseTTL is how long a scan's lease lasts unless renewed; it is
-	// renewed before every batch. Zero means three intervals, at least a
-	// minute. It must exceed the time a batch takes to send.
+	// LeaseTTL is how long the lease lasts unless renewed. Run renews it
+	// every third of that while this node holds it, between scans and
+	// during them, so a node that dies passes the notices on within about
+	// this long; Scan alone renews it before every batch. Zero means
+	// DefaultLeaseTTL.
 	LeaseTTL time.Duration
 	// Holder names this node in the lease. Empty means the host name and
 	// a random suffix.
@@ -85,6 +93,9 @@ type Notifier struct {
 	// scanning is held by the scan in progress: the lease is per holder,
 	// so it does not keep two scans of this node apart.
 	scanning sync.Mutex
+	// holding: the last scan took the lease and no renewal has failed
+	// since; Run's heartbeat renews it while true.
+	holding atomic.Bool
 }
 
 // New checks cfg and returns a Notifier.
@@ -103,7 +114,7 @@ func New(cfg Config) (*Notifier, error) {
 		cfg.Interval = time.Minute
 	}
 	if cfg.LeaseTTL <= 0 {
-		cfg.LeaseTTL = max(3*cfg.Interval, time.Minute)
+		cfg.LeaseTTL = DefaultLeaseTTL
 	}
 	if cfg.Holder == "" {
 		host, _ := os.Hostname()
@@ -145,6 +156,11 @@ func New(cfg Config) (*Notifier, error) {
 func (n *Notifier) Run(ctx context.Context) {
 	t := time.NewTicker(n.cfg.Interval)
 	defer t.Stop()
+	var heartbeat sync.WaitGroup
+	hctx, stop := context.WithCancel(ctx)
+	heartbeat.Go(func() { n.heartbeat(hctx) })
+	defer heartbeat.Wait()
+	defer stop()
 	for {
 		if _, err := n.Scan(ctx); err != nil && ctx.Err() == nil {
 			n.log.Error("expiry notice scan failed", "err", err)
@@ -158,6 +174,36 @@ func (n *Notifier) Run(ctx context.Context) {
 			}
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// heartbeat renews the lease every third of its TTL while this node holds
+// it, so that it does not lapse between scans (another node would take it
+// for no reason) nor during a long one (two nodes would send), and lapses
+// soon after this node dies.
+func (n *Notifier) heartbeat(ctx context.Context) {
+	t := time.NewTicker(n.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !n.holding.Load() {
+			continue
+		}
+		ok, err := n.cfg.Store.RenewLease(ctx, LeaseName, n.cfg.Holder, n.cfg.LeaseTTL, n.now())
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("notice lease not renewed", "err", err)
+			}
+			continue
+		}
+		if !ok {
+			n.holding.Store(false)
+			n.log.Warn("notice lease lost; another node sends the notices")
 		}
 	}
 }
@@ -182,6 +228,7 @@ func (n *Notifier) Scan(ctx context.Context) (Stats, error) {
 	}
 	defer n.scanning.Unlock()
 	ok, err := n.cfg.Store.AcquireLease(ctx, LeaseName, n.cfg.Holder, n.cfg.LeaseTTL, n.now())
+	n.holding.Store(ok && err == nil)
 	if err != nil || !ok {
 		return st, err
 	}

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -357,6 +358,38 @@ func TestLease(t *testing.T) {
 	}
 	if st := scan(t, a); st.Leader {
 		t.Fatal("a took b's lease back")
+	}
+}
+
+// TestLeaseHeartbeat: while Run goes on, its heartbeat keeps the lease
+// past its TTL, between scans, so another node does not take it; when Run
+// ends the lease is given up and the other node takes it at its next scan.
+func TestLeaseHeartbeat(t *testing.T) {
+	s := openSQLite(t)
+	const ttl = 2 * time.Second
+	a := newNotifier(t, Config{Store: s, Holder: "a", LeaseTTL: ttl, Interval: time.Hour})
+	b := newNotifier(t, Config{Store: s, Holder: "b", LeaseTTL: ttl, Interval: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !a.holding.Load() { // a's first scan, at once
+		if time.Now().After(deadline) {
+			t.Fatal("a never took the lease")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Two and a half TTLs with no scan of a's (its interval is an hour):
+	// only the heartbeat keeps the lease a's.
+	time.Sleep(5 * time.Second)
+	if st := scan(t, b); st.Leader {
+		t.Fatal("b took the lease while a's heartbeat ran")
+	}
+	cancel()
+	<-done
+	if st := scan(t, b); !st.Leader {
+		t.Fatal("b did not take the lease a gave up")
 	}
 }
 

@@ -317,18 +317,36 @@ func TestFleetConcurrentEnrollment(t *testing.T) {
 	_, nodes := newFleet(t, 3)
 	const perNode = 12
 	tokens := nodes[0].mintTokens(perNode * len(nodes))
-	serials := make(chan string, len(tokens))
+	// Each device is enrolled on one node, lists its devices and is
+	// renewed (forced, a new key) on the next, and has its first
+	// certificate revoked on the third: a mixed load over the fleet.
+	serials := make(chan string, 2*len(tokens))
 	var wg sync.WaitGroup
 	for i, tok := range tokens {
-		n := nodes[i%len(nodes)]
+		n, m, o := nodes[i%len(nodes)], nodes[(i+1)%len(nodes)], nodes[(i+2)%len(nodes)]
 		wg.Go(func() {
-			_, csr := newCSR(t, "device")
+			key, csr := newCSR(t, "device")
 			res, err := n.client(nil).Enroll(context.Background(), wire.Args{Authorization: tok, AgentName: fmt.Sprint("device-", i), CSR: csr})
 			if err != nil {
 				t.Errorf("enroll on %s: %v", n.url, err)
 				return
 			}
-			serials <- deviceFrom(t, nil, res).serial
+			d := deviceFrom(t, key, res)
+			serials <- d.serial
+			if _, err := m.client(&d.tls).Devices(context.Background()); err != nil {
+				t.Errorf("list devices on %s: %v", m.url, err)
+				return
+			}
+			_, csr2 := newCSR(t, "device")
+			res, err = m.client(&d.tls).Renew(context.Background(), wire.Args{CSR: csr2})
+			if err != nil || res.Outcome != wire.OutcomeRenewed {
+				t.Errorf("renew on %s: %v", m.url, err)
+				return
+			}
+			serials <- res.SerialNumber
+			if _, err := o.client(&d.tls).Revoke(context.Background(), d.serial); err != nil {
+				t.Errorf("revoke on %s: %v", o.url, err)
+			}
 		})
 	}
 	wg.Wait()
@@ -340,8 +358,8 @@ func TestFleetConcurrentEnrollment(t *testing.T) {
 		}
 		seen[s] = true
 	}
-	if len(seen) != len(tokens) {
-		t.Fatalf("%d certificates for %d enrollments", len(seen), len(tokens))
+	if len(seen) != 2*len(tokens) {
+		t.Fatalf("%d certificates for %d enrollments and as many renewals", len(seen), len(tokens))
 	}
 	store := nodes[2].store
 	for s := range seen {
@@ -359,7 +377,9 @@ func TestFleetConcurrentEnrollment(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, e := range page {
-			if e.Type == mtlsid.AuditCertIssued {
+			// A renewal is an issuance too; it is audited under its own type
+			// with the new serial as subject.
+			if e.Type == mtlsid.AuditCertIssued || e.Type == mtlsid.AuditCertRenewed {
 				logged[e.Subject] = true
 			}
 			after = e.Seq

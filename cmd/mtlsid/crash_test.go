@@ -393,6 +393,9 @@ func TestFaultPostgresTwoNodesKill9(t *testing.T) {
 	tokens := mintTestTokens(t, d1, db, 60)
 	e := newTestEnroller(t, d1)
 	l := newEnrollLedger()
+	// The CRL lease is A's before the load (A started first; wait for
+	// it), so that B holding it afterwards shows it moved.
+	waitLease(t, e, a, true, 60*time.Second)
 	var killed atomic.Bool
 	enrollBurst(t.Context(), e, func() []string { return []string{a.url, b.url} }, tokens, 6, 3, l, func(n int) {
 		if n >= 15 && killed.CompareAndSwap(false, true) {
@@ -418,6 +421,33 @@ func TestFaultPostgresTwoNodesKill9(t *testing.T) {
 		t.Errorf("%d tokens never enrolled, though node B was up", len(l.failed))
 	}
 	t.Logf("PostgreSQL, two nodes: %d certificates in the chain, each once", n)
+	// The killed holder could not give its lease up: B takes it when it
+	// lapses (10 s; docs/fleet.md).
+	waitLease(t, e, b, true, 60*time.Second)
+}
+
+// waitLease polls the node's metrics until it holds (or not) the CRL
+// lease, and fails the test after limit.
+func waitLease(t *testing.T, e *testEnroller, p *childProc, held bool, limit time.Duration) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.roots}}}
+	defer client.CloseIdleConnections()
+	want := `mtlsid_lease_held{lease="crl"} 1`
+	deadline := time.Now().Add(limit)
+	for {
+		var body []byte
+		if resp, err := client.Get(p.url + "/metrics"); err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if strings.Contains(string(body), want) == held {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, %s holds the CRL lease: %v, want %v", limit, p.url, !held, held)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // TestFaultPostgresConnectionCut puts a TCP proxy between `mtlsid serve`

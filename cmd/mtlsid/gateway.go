@@ -48,7 +48,7 @@ type gatewayFile struct {
 	// Admin is the status page and metrics listener.
 	Admin      *gateway.Admin      `yaml:"admin"`
 	Perimeters []gateway.Perimeter `yaml:"perimeters"`
-	// TCP and Passthrough: see docs/gateway.md (not reloaded).
+	// TCP and Passthrough: see docs/gateway.md (reloaded like the rest).
 	TCP         []gateway.TCPPerimeter `yaml:"tcp"`
 	Passthrough []gateway.Passthrough  `yaml:"passthrough"`
 }

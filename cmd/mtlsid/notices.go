@@ -32,7 +32,7 @@ func (f *noticeFlags) register(fs *flag.FlagSet) {
 }
 
 // notifier builds the expiry notifier, or returns nil if notices are off.
-func (f *noticeFlags) notifier(store mtlsid.Store, publicURL string, log *slog.Logger) (*notify.Notifier, error) {
+func (f *noticeFlags) notifier(store mtlsid.Store, publicURL, nodeName string, log *slog.Logger) (*notify.Notifier, error) {
 	if f.interval == 0 {
 		return nil, nil
 	}
@@ -50,7 +50,7 @@ func (f *noticeFlags) notifier(store mtlsid.Store, publicURL string, log *slog.L
 		}
 		smtp.Password = strings.TrimRight(string(b), "\r\n")
 	}
-	n, err := notify.New(notify.Config{Store: store, SMTP: smtp, PublicURL: publicURL, Interval: f.interval, Logger: log})
+	n, err := notify.New(notify.Config{Store: store, SMTP: smtp, PublicURL: publicURL, Interval: f.interval, Holder: nodeName, Logger: log})
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}

@@ -154,7 +154,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, stdout io.Write
 			return err
 		}
 	}
-	notifier, err := f.notices.notifier(store, "https://"+publicAddr(f.hostnames[0], ln.Addr()), log)
+	notifier, err := f.notices.notifier(store, "https://"+publicAddr(f.hostnames[0], ln.Addr()), f.nodeName, log)
 	if err != nil {
 		return err
 	}
