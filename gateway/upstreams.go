@@ -32,7 +32,7 @@ type pool struct {
 	base       *url.URL // the first upstream: the reverse proxy's target
 	backends   []*backend
 	next       atomic.Uint64
-	transports []*http.Transport
+	transports []interface{ CloseIdleConnections() }
 	metrics    *Metrics
 	now        func() time.Time
 }
@@ -41,7 +41,8 @@ type backend struct {
 	raw       string
 	url       *url.URL
 	rt        http.RoundTripper
-	downUntil atomic.Int64 // UnixNano; 0: up
+	inline    *inlineTransport // plain-HTTP upstreams: the fast path beside rt
+	downUntil atomic.Int64     // UnixNano; 0: up
 }
 
 func (b *backend) down(now time.Time) bool { return now.UnixNano() < b.downUntil.Load() }
@@ -73,6 +74,12 @@ func (g *Gateway) newPool(pc Perimeter, agent *sdk.CertSource) (*pool, error) {
 					"perimeter", pc.Name, "upstream", raw)
 			}
 			b.rt = plain
+			port := u.Port()
+			if port == "" {
+				port = "80"
+			}
+			b.inline = newInlineTransport(net.JoinHostPort(u.Hostname(), port))
+			p.transports = append(p.transports, b.inline)
 		}
 		p.backends = append(p.backends, b)
 	}
@@ -173,15 +180,19 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 // send sends req to b: the reverse proxy aimed it at p.base, and the
 // upstreams differ only by scheme and address.
 func (p *pool) send(b *backend, req *http.Request) (*http.Response, error) {
+	rt := b.rt
+	if b.inline != nil && b.inline.takes(req) {
+		rt = b.inline
+	}
 	if b.url.Scheme == req.URL.Scheme && b.url.Host == req.URL.Host {
-		return b.rt.RoundTrip(req)
+		return rt.RoundTrip(req)
 	}
 	out := new(http.Request)
 	*out = *req
 	u := *req.URL
 	u.Scheme, u.Host = b.url.Scheme, b.url.Host
 	out.URL = &u
-	return b.rt.RoundTrip(out)
+	return rt.RoundTrip(out)
 }
 
 func (p *pool) failed(b *backend, err error) {
