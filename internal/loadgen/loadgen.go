@@ -59,15 +59,20 @@ func Run(ctx context.Context, cfg Config, do Do) (*Result, error) {
 	return run(ctx, cfg, do)
 }
 
+// tally is one worker's record. Latencies are kept apart from anything
+// holding a pointer: millions of them in a long run are then never
+// scanned by the collector, whose work would otherwise be measured as the
+// server's latency on a machine the generator shares.
+type tally struct {
+	lats     []time.Duration
+	outcomes map[string]int
+	errors   int
+	firstErr error
+}
+
 func run(ctx context.Context, cfg Config, do Do) (*Result, error) {
-	type sample struct {
-		lat     time.Duration
-		outcome string
-		err     error
-	}
 	var next atomic.Int64
-	// Each worker appends to its own slice; they are merged at the end.
-	results := make([][]sample, cfg.Workers)
+	tallies := make([]tally, cfg.Workers)
 	var sched chan time.Time
 	if cfg.Rate > 0 {
 		sched = make(chan time.Time, cfg.Workers*4)
@@ -75,11 +80,14 @@ func run(ctx context.Context, cfg Config, do Do) (*Result, error) {
 			defer close(sched)
 			interval := time.Duration(float64(time.Second) / cfg.Rate)
 			start := time.Now()
+			timer := time.NewTimer(time.Hour)
+			defer timer.Stop()
 			for n := 0; cfg.Requests <= 0 || n < cfg.Requests; n++ {
 				at := start.Add(time.Duration(n) * interval)
 				if d := time.Until(at); d > 0 {
+					timer.Reset(d)
 					select {
-					case <-time.After(d):
+					case <-timer.C:
 					case <-ctx.Done():
 						return
 					}
@@ -95,6 +103,8 @@ func run(ctx context.Context, cfg Config, do Do) (*Result, error) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range cfg.Workers {
+		t := &tallies[w]
+		t.outcomes = map[string]int{}
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				var at time.Time
@@ -120,24 +130,29 @@ func run(ctx context.Context, cfg Config, do Do) (*Result, error) {
 				if ctx.Err() != nil && err != nil {
 					return // cut off by the deadline: not a server error
 				}
-				results[w] = append(results[w], sample{time.Since(at), label, err})
+				t.lats = append(t.lats, time.Since(at))
+				if err != nil {
+					t.errors++
+					if t.firstErr == nil {
+						t.firstErr = err
+					}
+					continue
+				}
+				t.outcomes[label]++
 			}
 		})
 	}
 	wg.Wait()
 	res := &Result{Elapsed: time.Since(start), Outcomes: map[string]int{}}
-	for _, rs := range results {
-		for _, s := range rs {
-			res.Requests++
-			res.Latencies = append(res.Latencies, s.lat)
-			if s.err != nil {
-				res.Errors++
-				if res.FirstErr == nil {
-					res.FirstErr = s.err
-				}
-				continue
-			}
-			res.Outcomes[s.outcome]++
+	for _, t := range tallies {
+		res.Requests += len(t.lats)
+		res.Latencies = append(res.Latencies, t.lats...)
+		res.Errors += t.errors
+		if res.FirstErr == nil {
+			res.FirstErr = t.firstErr
+		}
+		for k, n := range t.outcomes {
+			res.Outcomes[k] += n
 		}
 	}
 	slices.Sort(res.Latencies)
