@@ -36,8 +36,13 @@ func (a *Authority) BindLocalUser(ctx context.Context, caller *APICaller, serial
 	if err := checkText("local-user-name", name, 200); err != nil {
 		return nil, err
 	}
-	if ageDays < 0 || tokens < 0 {
-		return nil, mtlsid.Errorf(mtlsid.KindInvalid, "local-user-age and tokens-of-trust must not be negative")
+	if ageDays < 0 || ageDays > MaxLocalUserAge {
+		return nil, mtlsid.Errorf(mtlsid.KindInvalid, "local-user-age must be 0-%d days", MaxLocalUserAge)
+	}
+	// The binding's own 10 tokens come on top: bounded like an award, so
+	// that the sum cannot overflow into a negative award.
+	if tokens < 0 || tokens > MaxTrustAward {
+		return nil, mtlsid.Errorf(mtlsid.KindInvalid, "tokens-of-trust must be 0-%d", MaxTrustAward)
 	}
 	who, err := a.personBySerial(ctx, serial)
 	if err != nil {
@@ -70,6 +75,9 @@ func (a *Authority) UnbindLocalUser(ctx context.Context, caller *APICaller, name
 // MaxTrustAward bounds the tokens one call may award, as the reference's
 // client does.
 const MaxTrustAward = 2500
+
+// MaxLocalUserAge bounds a local account's age, in days: a century.
+const MaxLocalUserAge = 36525
 
 // AddTrust awards tokens of trust (Trust PUT).
 func (a *Authority) AddTrust(ctx context.Context, caller *APICaller, serial, localUser string, tokens int) (*Profile, error) {
