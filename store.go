@@ -177,10 +177,11 @@ type RelationStore interface {
 	IdentityGrants(ctx context.Context, identityID string) ([]RoleGrant, error)
 
 	// BindLocalUser binds u.Name at the service to u.IdentityID, replacing
-	// the identity's earlier binding there: ErrLocalUserBound if exactly
-	// this binding exists, ErrLocalUserTaken if the name belongs to
-	// another identity.
-	BindLocalUser(ctx context.Context, u LocalUser, c Change) error
+	// the identity's earlier binding there, and adds trust tokens of trust
+	// (as AddTrust does) in the same transaction: ErrLocalUserBound if
+	// exactly this binding exists, ErrLocalUserTaken if the name belongs to
+	// another identity, and then nothing changes.
+	BindLocalUser(ctx context.Context, u LocalUser, trust int, c Change) error
 	// LocalUserIdentity returns the identity a service bound a local name
 	// to: ErrNotFound.
 	LocalUserIdentity(ctx context.Context, serviceID, name string) (string, error)

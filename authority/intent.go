@@ -164,7 +164,7 @@ func (a *Authority) CompleteSignon(ctx context.Context, ref string, person *mtls
 	}
 	if in.Type == mtlsid.IntentBind {
 		c := mtlsid.Change{At: now, By: person.Serial, Audit: mtlsid.AuditEvent{Time: now, Type: mtlsid.AuditLocalUserBound, Actor: person.Serial, Subject: in.ServiceID + "/" + in.LocalUserName}}
-		err := a.store.BindLocalUser(ctx, mtlsid.LocalUser{ServiceID: in.ServiceID, IdentityID: person.IdentityID, Name: in.LocalUserName, CreatedAt: now}, c)
+		err := a.store.BindLocalUser(ctx, mtlsid.LocalUser{ServiceID: in.ServiceID, IdentityID: person.IdentityID, Name: in.LocalUserName, CreatedAt: now}, 0, c)
 		if err != nil && !errors.Is(err, mtlsid.ErrLocalUserBound) {
 			return nil, err
 		}

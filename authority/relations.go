@@ -48,14 +48,13 @@ func (a *Authority) BindLocalUser(ctx context.Context, caller *APICaller, serial
 	if err != nil {
 		return nil, err
 	}
-	c := a.change(caller.actor(), mtlsid.AuditLocalUserBound, caller.Service.ID+"/"+who.IdentityID, "local_user="+name)
-	err = a.store.BindLocalUser(ctx, mtlsid.LocalUser{ServiceID: caller.Service.ID, IdentityID: who.IdentityID, Name: name, AgeDays: ageDays, CreatedAt: c.At}, c)
+	// Binding is a vouch: the reference adds 10 tokens of trust, in the
+	// binding's transaction.
+	trust := 10 + tokens
+	c := a.change(caller.actor(), mtlsid.AuditLocalUserBound, caller.Service.ID+"/"+who.IdentityID, fmt.Sprintf("local_user=%s tokens=%d", name, trust))
+	err = a.store.BindLocalUser(ctx, mtlsid.LocalUser{ServiceID: caller.Service.ID, IdentityID: who.IdentityID, Name: name, AgeDays: ageDays, CreatedAt: c.At}, trust, c)
 	a.relationChanged(caller.Service.ID, who.IdentityID)
 	if err != nil {
-		return nil, err
-	}
-	// Binding is a vouch: the reference adds 10 tokens of trust.
-	if err := a.addTrust(ctx, caller, who.IdentityID, 10+tokens); err != nil {
 		return nil, err
 	}
 	return a.profile(ctx, caller.Service.ID, who.Serial)

@@ -66,6 +66,19 @@ func fromMicros(n int64) time.Time { return time.UnixMicro(n).UTC() }
 // is journaled under c.By, which must be a stored, unrevoked development
 // certificate.
 func (s *Store) change(ctx context.Context, op string, c mtlsid.Change, fn func(tx *tx, at time.Time) (*journalEntry, error)) error {
+	return s.changeAll(ctx, op, c, func(tx *tx, at time.Time) ([]*journalEntry, error) {
+		e, err := fn(tx, at)
+		if e == nil {
+			return nil, err
+		}
+		return []*journalEntry{e}, err
+	})
+}
+
+// changeAll is change for an operation that makes several undoable
+// changes in its one transaction: they are journaled in order, and so
+// undone in the reverse order.
+func (s *Store) changeAll(ctx context.Context, op string, c mtlsid.Change, fn func(tx *tx, at time.Time) ([]*journalEntry, error)) error {
 	if !storeinput.Text(c.By) || !storeinput.Events([]mtlsid.AuditEvent{c.Audit}) {
 		return storeinput.ErrText
 	}
@@ -79,17 +92,17 @@ func (s *Store) change(ctx context.Context, op string, c mtlsid.Change, fn func(
 				return err
 			}
 		}
-		e, err := fn(tx, at)
+		es, err := fn(tx, at)
 		if err != nil {
 			return err
 		}
-		if e != nil {
-			tx.emit(e.event())
-		}
 		var b pgx.Batch
-		if c.Development && e != nil {
-			if err := queueJournal(&b, c.By, at, e); err != nil {
-				return err
+		for _, e := range es {
+			tx.emit(e.event())
+			if c.Development {
+				if err := queueJournal(&b, c.By, at, e); err != nil {
+					return err
+				}
 			}
 		}
 		queueAudit(tx, &b, []mtlsid.AuditEvent{c.Audit})

@@ -89,14 +89,14 @@ func (s *Store) IdentityGrants(ctx context.Context, identityID string) ([]mtlsid
 // identity's earlier binding there: ErrLocalUserBound (changing nothing,
 // appending no audit) if exactly this binding exists, ErrLocalUserTaken if
 // the name belongs to another identity. A zero CreatedAt becomes c.At.
-func (s *Store) BindLocalUser(ctx context.Context, u mtlsid.LocalUser, c mtlsid.Change) error {
+func (s *Store) BindLocalUser(ctx context.Context, u mtlsid.LocalUser, trust int, c mtlsid.Change) error {
 	if err := storeinput.Required("local user name", u.Name); err != nil {
 		return err
 	}
 	if !storeinput.Text(u.ServiceID, u.IdentityID, u.Name) {
 		return storeinput.ErrText
 	}
-	return s.change(ctx, "bind local user", c, func(tx *tx, at time.Time) (*journalEntry, error) {
+	return s.changeAll(ctx, "bind local user", c, func(tx *tx, at time.Time) ([]*journalEntry, error) {
 		var holder string
 		err := tx.QueryRow(ctx, `SELECT identity_id FROM local_users WHERE service_id = $1 AND name = $2`,
 			u.ServiceID, u.Name).Scan(&holder)
@@ -128,7 +128,15 @@ func (s *Store) BindLocalUser(ctx context.Context, u mtlsid.LocalUser, c mtlsid.
 			VALUES ($1, $2, $3, $4, $5)`, u.ServiceID, u.IdentityID, u.Name, u.AgeDays, created); err != nil {
 			return nil, constraint(err, fmt.Sprintf("service %s or identity %s", u.ServiceID, u.IdentityID))
 		}
-		return e, nil
+		if trust == 0 {
+			return []*journalEntry{e}, nil
+		}
+		// The binding's trust, in its transaction: never one without the other.
+		t, err := addTrustTx(ctx, tx, at, u.ServiceID, u.IdentityID, trust)
+		if err != nil || t == nil {
+			return []*journalEntry{e}, err
+		}
+		return []*journalEntry{e, t}, nil
 	})
 }
 
@@ -174,31 +182,37 @@ func (s *Store) AddTrust(ctx context.Context, serviceID, identityID string, toke
 		return storeinput.ErrText
 	}
 	return s.change(ctx, "add trust", c, func(tx *tx, at time.Time) (*journalEntry, error) {
-		e := &journalEntry{kind: journalTrust, serviceID: serviceID, identityID: identityID}
-		var b image
-		var updated time.Time
-		err := tx.QueryRow(ctx, `SELECT tokens, updated_at FROM trust WHERE service_id = $1 AND identity_id = $2`,
-			serviceID, identityID).Scan(&b.Tokens, &updated)
-		switch {
-		case err == nil:
-			b.UpdatedAt = micros(updated)
-			e.before = &b
-		case !errors.Is(err, pgx.ErrNoRows):
-			return nil, err
-		}
-		n := storeinput.AddTokens(b.Tokens, tokens)
-		if n == b.Tokens {
-			// Nothing changes, not even a row of 0 for a pair without one;
-			// the identity and service are still checked.
-			return nil, checkPair(ctx, tx, serviceID, identityID)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO trust (service_id, identity_id, tokens, updated_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (service_id, identity_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
-			serviceID, identityID, n, at); err != nil {
-			return nil, constraint(err, fmt.Sprintf("service %s or identity %s", serviceID, identityID))
-		}
-		return e, nil
+		return addTrustTx(ctx, tx, at, serviceID, identityID, tokens)
 	})
+}
+
+// addTrustTx adds tokens of trust in tx: the journal entry that undoes
+// it, or nil when the count stays as it was.
+func addTrustTx(ctx context.Context, tx *tx, at time.Time, serviceID, identityID string, tokens int) (*journalEntry, error) {
+	e := &journalEntry{kind: journalTrust, serviceID: serviceID, identityID: identityID}
+	var b image
+	var updated time.Time
+	err := tx.QueryRow(ctx, `SELECT tokens, updated_at FROM trust WHERE service_id = $1 AND identity_id = $2`,
+		serviceID, identityID).Scan(&b.Tokens, &updated)
+	switch {
+	case err == nil:
+		b.UpdatedAt = micros(updated)
+		e.before = &b
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, err
+	}
+	n := storeinput.AddTokens(b.Tokens, tokens)
+	if n == b.Tokens {
+		// Nothing changes, not even a row of 0 for a pair without one;
+		// the identity and service are still checked.
+		return nil, checkPair(ctx, tx, serviceID, identityID)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO trust (service_id, identity_id, tokens, updated_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (service_id, identity_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
+		serviceID, identityID, n, at); err != nil {
+		return nil, constraint(err, fmt.Sprintf("service %s or identity %s", serviceID, identityID))
+	}
+	return e, nil
 }
 
 // checkPair returns ErrNotFound unless both the service and the identity

@@ -21,7 +21,7 @@ func BenchRelation(b *testing.B, open func(b *testing.B) mtlsid.Store) {
 	for _, role := range []string{"viewer", "editor", "admin"} {
 		must(b, "GrantRole", s.GrantRole(ctx, grant(appID, "bob", role, 10), c))
 	}
-	must(b, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "bob", "bobby", 10), c))
+	must(b, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "bob", "bobby", 10), 0, c))
 	must(b, "SetSecret", s.SetSecret(ctx, appID, "bob", "secret", c))
 	for _, svc := range []string{appID, webID} {
 		must(b, "AddTrust", s.AddTrust(ctx, svc, "bob", 20, c))

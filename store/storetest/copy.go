@@ -75,13 +75,13 @@ func Populate(t *testing.T, s mtlsid.Store) {
 	// Production changes, then development ones over them, so that the
 	// journal holds images of rows as well as "no row".
 	must(t, "GrantRole", s.GrantRole(ctx, grant(appID, "bob", "viewer", 10), prod(10, mtlsid.AuditRoleGranted, "bob")))
-	must(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "bob", "bobby", 10), prod(10, mtlsid.AuditLocalUserBound, "bob")))
+	must(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "bob", "bobby", 10), 0, prod(10, mtlsid.AuditLocalUserBound, "bob")))
 	must(t, "AddTrust", s.AddTrust(ctx, appID, "bob", 7, prod(10, mtlsid.AuditTrustAdded, "bob")))
 	must(t, "SetSecret", s.SetSecret(ctx, appID, "bob", "s3cret", prod(10, mtlsid.AuditSecretSet, "bob")))
 	must(t, "ReportIntrusion", s.ReportIntrusion(ctx, intrusion("r1", appID, "bob", bobSerial, 10), prod(10, mtlsid.AuditIntrusionReported, "r1")))
 	must(t, "GrantRole", s.GrantRole(ctx, grant(appID, "carol", "admin", 11), dev(11, mtlsid.AuditRoleGranted, "carol")))
 	must(t, "RevokeRole", s.RevokeRole(ctx, appID, "bob", "viewer", dev(12, mtlsid.AuditRoleRevoked, "bob")))
-	must(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "bob", "robert", 12), dev(12, mtlsid.AuditLocalUserBound, "bob")))
+	must(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "bob", "robert", 12), 0, dev(12, mtlsid.AuditLocalUserBound, "bob")))
 	must(t, "AddTrust", s.AddTrust(ctx, appID, "bob", 5, dev(13, mtlsid.AuditTrustAdded, "bob")))
 	must(t, "SetSecret", s.SetSecret(ctx, appID, "bob", "changed", dev(13, mtlsid.AuditSecretSet, "bob")))
 	must(t, "WithdrawIntrusion", s.WithdrawIntrusion(ctx, appID, "r1", dev(14, mtlsid.AuditIntrusionWithdrawn, "r1")))

@@ -104,7 +104,7 @@ func testFollow(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 	must(t, "RevokeRole", s.RevokeRole(ctx, appID, "bob", "viewer", prod(11, mtlsid.AuditRoleRevoked, "bob")))
 	f.Want(t, "revoke role", roles(appID, "bob"))
 
-	must(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "bob", "bobby", 12), prod(12, mtlsid.AuditLocalUserBound, "bob")))
+	must(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "bob", "bobby", 12), 0, prod(12, mtlsid.AuditLocalUserBound, "bob")))
 	must(t, "AddTrust", s.AddTrust(ctx, appID, "carol", 5, prod(13, mtlsid.AuditTrustAdded, "carol")))
 	must(t, "SetSecret", s.SetSecret(ctx, webID, "bob", "s", prod(14, mtlsid.AuditSecretSet, "bob")))
 	must(t, "ReportIntrusion", s.ReportIntrusion(ctx, intrusion("ir_1", appID, "bob", bobSerial, 15), prod(15, mtlsid.AuditIntrusionReported, "bob")))

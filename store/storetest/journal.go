@@ -86,9 +86,9 @@ func testJournal(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 		ctx := t.Context()
 		must(t, "AddTrust", s.AddTrust(ctx, appID, "bob", 5, dev(10, mtlsid.AuditTrustAdded, "bob")))
 		must(t, "AddTrust", s.AddTrust(ctx, appID, "bob", 10, prod(11, mtlsid.AuditTrustAdded, "bob")))
-		must(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "bob", "dev-bob", 12), dev(12, mtlsid.AuditLocalUserBound, "bob")))
+		must(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "bob", "dev-bob", 12), 0, dev(12, mtlsid.AuditLocalUserBound, "bob")))
 		must(t, "UnbindLocalUser", s.UnbindLocalUser(ctx, appID, "dev-bob", prod(13, mtlsid.AuditLocalUserUnbound, "bob")))
-		must(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "carol", "dev-bob", 14), prod(14, mtlsid.AuditLocalUserBound, "carol")))
+		must(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "carol", "dev-bob", 14), 0, prod(14, mtlsid.AuditLocalUserBound, "carol")))
 		if r := mustRelation(t, s, appID, "bob"); r.TrustTokens != 15 {
 			t.Fatalf("trust before the undo: %d; want 15", r.TrustTokens)
 		}
@@ -218,7 +218,7 @@ func testUndoKinds(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 			if toOther {
 				who = k.other
 			}
-			return s.BindLocalUser(ctx, localUser(appID, who, k.person+"-"+name, m), k.change(m, dev))
+			return s.BindLocalUser(ctx, localUser(appID, who, k.person+"-"+name, m), 0, k.change(m, dev))
 		}
 	}
 	unbind := func(name string, m int, dev bool) undoStep {

@@ -53,7 +53,7 @@ func testRelation(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 		must(t, "GrantRole", s.GrantRole(ctx, grant(appID, "bob", "viewer", 10), prod(10, mtlsid.AuditRoleGranted, "bob")))
 		must(t, "GrantRole", s.GrantRole(ctx, grant(appID, "bob", "admin", 11), prod(11, mtlsid.AuditRoleGranted, "bob")))
 		must(t, "GrantRole", s.GrantRole(ctx, grant(webID, "bob", "other", 11), prod(11, mtlsid.AuditRoleGranted, "bob")))
-		must(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "bob", "bobby", 12), prod(12, mtlsid.AuditLocalUserBound, "bob")))
+		must(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(appID, "bob", "bobby", 12), 0, prod(12, mtlsid.AuditLocalUserBound, "bob")))
 		must(t, "AddTrust", s.AddTrust(ctx, appID, "bob", 30, prod(13, mtlsid.AuditTrustAdded, "bob")))
 		must(t, "AddTrust", s.AddTrust(ctx, webID, "bob", 12, prod(13, mtlsid.AuditTrustAdded, "bob")))
 		must(t, "SetSecret", s.SetSecret(ctx, appID, "bob", "s3cret", prod(14, mtlsid.AuditSecretSet, "bob")))
@@ -122,7 +122,7 @@ func testRelation(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 			svc, id := pair[0], pair[1]
 			c := prod(10, "x", id)
 			wantErr(t, "GrantRole", s.GrantRole(ctx, grant(svc, id, "r", 1), c), mtlsid.ErrNotFound)
-			wantErr(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(svc, id, "u", 1), c), mtlsid.ErrNotFound)
+			wantErr(t, "BindLocalUser", s.BindLocalUser(ctx, localUser(svc, id, "u", 1), 0, c), mtlsid.ErrNotFound)
 			wantErr(t, "AddTrust", s.AddTrust(ctx, svc, id, 5, c), mtlsid.ErrNotFound)
 			wantErr(t, "AddTrust of nothing", s.AddTrust(ctx, svc, id, 0, c), mtlsid.ErrNotFound)
 			wantErr(t, "SetSecret", s.SetSecret(ctx, svc, id, "x", c), mtlsid.ErrNotFound)
@@ -147,8 +147,8 @@ func testRelation(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 			{"GrantRole with a NUL", s.GrantRole(ctx, grant(appID, "bob", "a\x00", 1), c)},
 			{"GrantRole with a NUL in the audit", s.GrantRole(ctx, grant(appID, "bob", "a", 1), bad)},
 			{"RevokeRole with invalid UTF-8", s.RevokeRole(ctx, appID, "bob", "\xff", c)},
-			{"BindLocalUser of no name", s.BindLocalUser(ctx, localUser(appID, "bob", "", 1), c)},
-			{"BindLocalUser with a NUL", s.BindLocalUser(ctx, localUser(appID, "bob", "a\x00", 1), c)},
+			{"BindLocalUser of no name", s.BindLocalUser(ctx, localUser(appID, "bob", "", 1), 0, c)},
+			{"BindLocalUser with a NUL", s.BindLocalUser(ctx, localUser(appID, "bob", "a\x00", 1), 0, c)},
 			{"UnbindLocalUser with a NUL", s.UnbindLocalUser(ctx, appID, "a\x00", c)},
 			{"AddTrust with a NUL", s.AddTrust(ctx, appID, "b\x00b", 1, c)},
 			{"SetSecret with a NUL", s.SetSecret(ctx, appID, "bob", "a\x00", c)},
@@ -164,6 +164,7 @@ func testRelation(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 	})
 	t.Run("local users", func(t *testing.T) { testLocalUsers(t, open) })
 	t.Run("trust", func(t *testing.T) { testTrust(t, open) })
+	t.Run("binding with trust", func(t *testing.T) { testBindWithTrust(t, open) })
 	t.Run("secret", func(t *testing.T) {
 		s := newWorld(t, open)
 		ctx := t.Context()
@@ -219,26 +220,26 @@ func testLocalUsers(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 		}
 	}
 	bobby := localUser(appID, "bob", "bobby", 10)
-	must(t, "BindLocalUser", s.BindLocalUser(ctx, bobby, prod(10, mtlsid.AuditLocalUserBound, "bob")))
-	must(t, "BindLocalUser at web", s.BindLocalUser(ctx, localUser(webID, "carol", "bobby", 10), prod(10, mtlsid.AuditLocalUserBound, "carol")))
+	must(t, "BindLocalUser", s.BindLocalUser(ctx, bobby, 0, prod(10, mtlsid.AuditLocalUserBound, "bob")))
+	must(t, "BindLocalUser at web", s.BindLocalUser(ctx, localUser(webID, "carol", "bobby", 10), 0, prod(10, mtlsid.AuditLocalUserBound, "carol")))
 	lookup(appID, "bobby", "bob")
 	lookup(webID, "bobby", "carol")
 
 	again := localUser(appID, "bob", "bobby", 11)
-	wantErr(t, "BindLocalUser of the same binding", s.BindLocalUser(ctx, again, prod(11, mtlsid.AuditLocalUserBound, "bob")), mtlsid.ErrLocalUserBound)
-	wantErr(t, "BindLocalUser of another's name", s.BindLocalUser(ctx, localUser(appID, "carol", "bobby", 11), prod(11, mtlsid.AuditLocalUserBound, "carol")), mtlsid.ErrLocalUserTaken)
+	wantErr(t, "BindLocalUser of the same binding", s.BindLocalUser(ctx, again, 0, prod(11, mtlsid.AuditLocalUserBound, "bob")), mtlsid.ErrLocalUserBound)
+	wantErr(t, "BindLocalUser of another's name", s.BindLocalUser(ctx, localUser(appID, "carol", "bobby", 11), 0, prod(11, mtlsid.AuditLocalUserBound, "carol")), mtlsid.ErrLocalUserTaken)
 	diff(t, "binding after refusals", mustRelation(t, s, appID, "bob").LocalUser, &bobby)
 
 	// Binding another name replaces the identity's binding.
 	robert := localUser(appID, "bob", "robert", 12)
 	robert.CreatedAt = time.Time{}
-	must(t, "BindLocalUser of a new name", s.BindLocalUser(ctx, robert, prod(12, mtlsid.AuditLocalUserBound, "bob")))
+	must(t, "BindLocalUser of a new name", s.BindLocalUser(ctx, robert, 0, prod(12, mtlsid.AuditLocalUserBound, "bob")))
 	robert.CreatedAt = at(12) // the change's time
 	lookup(appID, "bobby", "")
 	lookup(appID, "robert", "bob")
 	diff(t, "new binding", mustRelation(t, s, appID, "bob").LocalUser, &robert)
 	// The freed name may go to another identity.
-	must(t, "BindLocalUser of a freed name", s.BindLocalUser(ctx, localUser(appID, "carol", "bobby", 13), prod(13, mtlsid.AuditLocalUserBound, "carol")))
+	must(t, "BindLocalUser of a freed name", s.BindLocalUser(ctx, localUser(appID, "carol", "bobby", 13), 0, prod(13, mtlsid.AuditLocalUserBound, "carol")))
 	lookup(appID, "bobby", "carol")
 
 	must(t, "UnbindLocalUser", s.UnbindLocalUser(ctx, appID, "robert", prod(14, mtlsid.AuditLocalUserUnbound, "bob")))
@@ -250,6 +251,47 @@ func testLocalUsers(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 	}
 	lookup(webID, "bobby", "carol")
 	wantChainLen(t, s, n+5)
+}
+
+// testBindWithTrust: a binding's tokens of trust are added in its
+// transaction, so that a refused binding adds none, and a development
+// certificate's binding is undone with its trust.
+func testBindWithTrust(t *testing.T, open func(t *testing.T) mtlsid.Store) {
+	s := newWorld(t, open)
+	ctx := t.Context()
+	n := chainLen(t, s)
+	tokens := func(identityID string) int {
+		t.Helper()
+		return mustRelation(t, s, appID, identityID).TrustTokens
+	}
+	must(t, "BindLocalUser with trust", s.BindLocalUser(ctx, localUser(appID, "bob", "bobby", 10), 12, prod(10, mtlsid.AuditLocalUserBound, "bob")))
+	if got := tokens("bob"); got != 12 {
+		t.Errorf("bob's trust after binding with 12: %d", got)
+	}
+	wantErr(t, "BindLocalUser of another's name with trust",
+		s.BindLocalUser(ctx, localUser(appID, "carol", "bobby", 11), 40, prod(11, mtlsid.AuditLocalUserBound, "carol")), mtlsid.ErrLocalUserTaken)
+	wantErr(t, "BindLocalUser of the same binding with trust",
+		s.BindLocalUser(ctx, localUser(appID, "bob", "bobby", 11), 40, prod(11, mtlsid.AuditLocalUserBound, "bob")), mtlsid.ErrLocalUserBound)
+	if got := tokens("carol"); got != 0 {
+		t.Errorf("carol's trust after a refused binding: %d; want 0", got)
+	}
+	if got := tokens("bob"); got != 12 {
+		t.Errorf("bob's trust after a refused binding: %d; want 12", got)
+	}
+	wantChainLen(t, s, n+1)
+
+	must(t, "BindLocalUser with trust, development", s.BindLocalUser(ctx, localUser(appID, "carol", "carrie", 12), 15, dev(12, mtlsid.AuditLocalUserBound, "carol")))
+	if got := tokens("carol"); got != 15 {
+		t.Errorf("carol's trust after binding with 15: %d", got)
+	}
+	revokeDev(t, s)
+	wantUndone(t, s, devSerial, 2, 50, "alice")
+	if r := mustRelation(t, s, appID, "carol"); r.LocalUser != nil || r.TrustTokens != 0 {
+		t.Errorf("carol after the undo: binding %+v, trust %d; want neither", r.LocalUser, r.TrustTokens)
+	}
+	if got := tokens("bob"); got != 12 {
+		t.Errorf("bob's production trust after the undo: %d; want 12", got)
+	}
 }
 
 func testTrust(t *testing.T, open func(t *testing.T) mtlsid.Store) {
