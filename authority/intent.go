@@ -145,6 +145,17 @@ func (a *Authority) CompleteSignon(ctx context.Context, ref string, person *mtls
 		return nil, err
 	}
 	in := so.Intent
+	if in.Type == mtlsid.IntentBind {
+		// A name another identity holds is refused before anything is
+		// written: no consent, no resolved intent without its binding.
+		holder, err := a.store.LocalUserIdentity(ctx, in.ServiceID, in.LocalUserName)
+		switch {
+		case err == nil && holder != person.IdentityID:
+			return nil, mtlsid.ErrLocalUserTaken
+		case err != nil && mtlsid.ErrorKind(err) != mtlsid.KindNotFound:
+			return nil, err
+		}
+	}
 	rel, err := a.store.Relation(ctx, in.ServiceID, person.IdentityID)
 	if err != nil {
 		return nil, err

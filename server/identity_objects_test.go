@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,6 +43,34 @@ func TestIdentityAPIObjects(t *testing.T) {
 		r, p := e.inquire(api, bob.serial)
 		if r.Outcome() != wire.OK0002 || p.LocalUserName != "bob@shop" {
 			t.Fatalf("after a bind intent: %s %s", r.Outcome(), r.Body)
+		}
+
+		// A bind intent naming an account another identity holds is refused
+		// on the sign-on page, before the consent question and before
+		// anything is written.
+		carol := e.enroll("carol", mtlsid.TokenDevice)
+		r = e.call(api, http.MethodPut, wire.ObjIntent, wire.Intent{Type: "bind", LocalUserName: "bob@shop", ReturnURL: "https://shop.acme.mtls.test/"})
+		_ = r.Decode(&ref)
+		before := e.auditLen()
+		hc := e.browser(carol)
+		hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, err := hc.Get(e.url + "/signon/" + ref.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusConflict || !strings.Contains(string(page), "linked to another identity") {
+			t.Errorf("bind of a taken name on the sign-on page: %s\n%s", resp.Status, page)
+		}
+		if after := e.auditLen(); after != before {
+			t.Errorf("the refused bind wrote %d audit entries", after-before)
+		}
+		if r, _ := e.inquire(api, carol.serial); r.Outcome() != wire.PB0003 {
+			t.Errorf("carol after the refused bind: %s (want PB 0003: no consent recorded)", r.Outcome())
+		}
+		if r, p := e.inquire(api, bob.serial); p.LocalUserName != "bob@shop" {
+			t.Errorf("bob after carol's refused bind: %s %s", r.Outcome(), r.Body)
 		}
 
 		// Trust by local user: 100 tokens on top of nothing gives score 3.

@@ -121,6 +121,8 @@ func (s *Signon) intentError(w http.ResponseWriter, r *http.Request, err error) 
 		s.render(w, r, http.StatusGone, "message.html", page{Title: "Sign-on request expired", Message: "This sign-on link has expired. Go back to the service and try again."})
 	case mtlsid.KindUsed:
 		s.render(w, r, http.StatusGone, "message.html", page{Title: "Sign-on request already used", Message: "This sign-on link was already used. Go back to the service and try again."})
+	case mtlsid.KindConflict:
+		s.render(w, r, http.StatusConflict, "message.html", page{Title: "Account already linked", Message: "The service asked to link your identity to one of its accounts, but that account is linked to another identity. Nothing was changed. Go back to the service and contact it."})
 	default:
 		s.log.Error("sign-on", "err", err)
 		s.render(w, r, http.StatusInternalServerError, "message.html", page{Title: "Something went wrong", Message: "The sign-on could not be completed. Try again in a moment."})
