@@ -56,8 +56,9 @@ func (t *inlineTransport) takes(req *http.Request) bool {
 	return repeatable(req) && req.Header.Get("Upgrade") == ""
 }
 
-// errInterim is an upstream's 101 to a request that asked for no upgrade.
-var errInterim = errors.New("upstream switched protocols unasked")
+// errUnaskedUpgrade is an upstream's 101 to a request that asked for no
+// upgrade.
+var errUnaskedUpgrade = errors.New("upstream switched protocols unasked")
 
 func (t *inlineTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	uc, reused, err := t.conn(req.Context())
@@ -83,32 +84,27 @@ func (t *inlineTransport) exchange(req *http.Request, uc *upConn) (*http.Respons
 	// A client going away while the upstream thinks ends the wait: the
 	// deadline makes the blocked read return.
 	stop := context.AfterFunc(req.Context(), func() { uc.c.SetDeadline(time.Unix(1, 0)) })
-	if err := req.Write(uc.bw); err != nil {
+	fail := func(err error) (*http.Response, error) {
 		stop()
 		uc.c.Close()
 		return nil, err
+	}
+	if err := req.Write(uc.bw); err != nil {
+		return fail(err)
 	}
 	if err := uc.bw.Flush(); err != nil {
-		stop()
-		uc.c.Close()
-		return nil, err
+		return fail(err)
 	}
 	var resp *http.Response
-	for {
+	for resp == nil {
 		r, err := http.ReadResponse(uc.br, req)
-		if err != nil {
-			stop()
-			uc.c.Close()
-			return nil, err
-		}
-		if r.StatusCode == http.StatusSwitchingProtocols {
-			stop()
-			uc.c.Close()
-			return nil, errInterim
-		}
-		if r.StatusCode >= 200 {
+		switch {
+		case err != nil:
+			return fail(err)
+		case r.StatusCode == http.StatusSwitchingProtocols:
+			return fail(errUnaskedUpgrade)
+		case r.StatusCode >= 200:
 			resp = r
-			break
 		}
 		// 1xx interim answers (103 Early Hints) are not passed on.
 	}
@@ -121,16 +117,14 @@ func (t *inlineTransport) exchange(req *http.Request, uc *upConn) (*http.Respons
 	return resp, nil
 }
 
-// stale reports whether err is a kept-alive connection the upstream had
-// closed (http.ReadResponse reports an end before the answer's first line
-// as io.ErrUnexpectedEOF).
+// stale reports whether err may be a kept-alive connection the upstream
+// had closed: an end of stream (http.ReadResponse reports one before the
+// answer's first line as io.ErrUnexpectedEOF) or a failed read or write.
+// The request is repeatable, so a wrong guess costs only a second try.
 func stale(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isConnReset(err)
-}
-
-func isConnReset(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && (op.Op == "read" || op.Op == "write")
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.As(err, &op) && (op.Op == "read" || op.Op == "write")
 }
 
 // conn returns an idle connection, or a new one; reused says which.

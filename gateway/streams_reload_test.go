@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -309,18 +310,6 @@ func TestReloadStreamListeners(t *testing.T) {
 	})
 }
 
-// freeAddr returns a loopback address with a port that was free a moment
-// ago, for listeners that must keep one address across reloads.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestReloadStreamsRefused: a reload with an address in use, an invalid
 // route, or a listener changing kind is refused and changes nothing.
 func TestReloadStreamsRefused(t *testing.T) {
@@ -328,7 +317,7 @@ func TestReloadStreamsRefused(t *testing.T) {
 	up := newEchoUpstream(t)
 	tlsUp := newTLSUpstream(t, f.e, "app.example.com")
 	route := gateway.PassthroughRoute{Hostnames: []string{"app.example.com"}, Upstream: tlsUp.addr()}
-	fixed := freeAddr(t)
+	fixed := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	good := gateway.Config{
 		TCP:         []gateway.TCPPerimeter{f.tcp("db", "127.0.0.1:0", up.addr(), "dba")},
 		Passthrough: []gateway.Passthrough{{Name: "edge", Listen: fixed, Routes: []gateway.PassthroughRoute{route}}},
