@@ -467,8 +467,17 @@ func TestReloadStreamsUnderLoad(t *testing.T) {
 	for i := 1; i <= 6; i++ {
 		before := ok.Load()
 		waitUntil(t, "traffic between reloads", func() bool { return ok.Load() >= before+20 || fail.Load() > 0 })
+		u0, a0 := up2.accepts.Load(), app2.accepts.Load()
 		if err := f.reload(cfgN(i)); err != nil {
 			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			// Until new connections reach the reloaded upstreams: the
+			// traffic counted above may all be round trips on TCP
+			// connections opened before the reload.
+			waitUntil(t, "new connections on the reloaded upstreams", func() bool {
+				return up2.accepts.Load() > u0 && app2.accepts.Load() > a0 || fail.Load() > 0
+			})
 		}
 	}
 	before := ok.Load()
