@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -211,9 +213,16 @@ func benchInquiry(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	workers := fs.Int("workers", 64, "concurrent requests (and keep-alive connections)")
 	warmup := fs.Duration("warmup", 2*time.Second, "uncounted warm-up")
 	remote := fs.Bool("allow-remote", false, "allow a server that is not on loopback")
-	h2 := fs.Bool("http2", false, "use HTTP/2 (several requests share a connection) instead of HTTP/1.1")
+	h2 := fs.Bool("http2", false, "use HTTP/2 (several requests share a connection) instead of HTTP/1.1; implies --client sdk")
+	clientKind := fs.String("client", "lean", "lean: prepared requests on pooled connections, answers read in the worker; sdk: the Go SDK over net/http's Transport")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *h2 {
+		*clientKind = "sdk"
+	}
+	if *clientKind != "lean" && *clientKind != "sdk" {
+		return &usageError{"--client is lean or sdk"}
 	}
 	if *duration <= 0 || *duration > 10*time.Minute || *workers < 1 || *workers > 4096 {
 		return &usageError{"--duration must be in (0, 10m] and --workers in 1..4096"}
@@ -241,15 +250,26 @@ func benchInquiry(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	tlsConfig := &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	cfg := loadgen.Config{Workers: *workers, Rate: *rate, Duration: *duration, Requests: *requests, Warmup: *warmup}
+	if *clientKind == "lean" {
+		res, err := leanInquiries(ctx, u, tlsConfig, cfg, serials)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Identity-Inquiry against %s, %d workers, rate %s, %d serials, lean client\n", *server, *workers, rateName(*rate), len(serials))
+		res.Report(stdout)
+		return nil
+	}
 	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     tlsConfig,
 		MaxIdleConns:        *workers,
 		MaxIdleConnsPerHost: *workers,
 		MaxConnsPerHost:     *workers,
 		ForceAttemptHTTP2:   *h2,
 	}
 	client := &sdk.IdentityClient{URL: *server, HTTP: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
-	res, err := loadgen.Run(ctx, loadgen.Config{Workers: *workers, Rate: *rate, Duration: *duration, Requests: *requests, Warmup: *warmup},
+	res, err := loadgen.Run(ctx, cfg,
 		func(ctx context.Context, i int) (string, error) {
 			r, err := client.Do(ctx, http.MethodGet, wire.ObjIdentityInquiry, wire.IdentityInquiry{SerialNumber: serials[i%len(serials)]})
 			if err != nil {
@@ -260,9 +280,63 @@ func benchInquiry(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Identity-Inquiry against %s, %d workers, rate %s, %d serials\n", *server, *workers, rateName(*rate), len(serials))
+	fmt.Fprintf(stdout, "Identity-Inquiry against %s, %d workers, rate %s, %d serials, SDK client\n", *server, *workers, rateName(*rate), len(serials))
 	res.Report(stdout)
 	return nil
+}
+
+// leanInquiries runs the inquiry load with loadgen's lean HTTP/1.1 client:
+// each serial's request is prepared once, and an answer is counted by its
+// status and the outcome it carries.
+func leanInquiries(ctx context.Context, u *url.URL, tlsConfig *tls.Config, cfg loadgen.Config, serials []string) (*loadgen.Result, error) {
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "443")
+	}
+	tlsConfig.ServerName = u.Hostname()
+	tlsConfig.NextProtos = []string{"http/1.1"}
+	path := strings.TrimRight(u.Path, "/") + wire.Path
+	reqs := make([][]byte, len(serials))
+	for i, s := range serials {
+		body, err := json.Marshal(map[string]any{wire.ObjIdentityInquiry: wire.IdentityInquiry{SerialNumber: s}})
+		if err != nil {
+			return nil, err
+		}
+		reqs[i] = fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, u.Host, len(body), body)
+	}
+	client := loadgen.NewHTTP1(host, tlsConfig, cfg.Workers, 10*time.Second)
+	defer client.Close()
+	return loadgen.Run(ctx, cfg, func(ctx context.Context, i int) (string, error) {
+		status, body, err := client.Do(ctx, reqs[i%len(reqs)])
+		if err != nil {
+			return "", err
+		}
+		outcome, ok := outcomeOf(body)
+		if !ok {
+			return "", fmt.Errorf("answer %d without an outcome: %.200q", status, body)
+		}
+		if status != http.StatusOK {
+			return fmt.Sprintf("HTTP %d %s", status, outcome), nil
+		}
+		return outcome, nil
+	})
+}
+
+// outcomeOf finds the outcome string in an answer without decoding all of
+// it (the load generator shares the server's cores). Outcomes hold no
+// characters JSON escapes, so the first quote ends one.
+func outcomeOf(body []byte) (string, bool) {
+	const key = `"outcome":"`
+	i := bytes.Index(body, []byte(key))
+	if i < 0 {
+		return "", false
+	}
+	rest := body[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return "", false
+	}
+	return string(rest[:j]), true
 }
 
 func rateName(r float64) string {

@@ -183,3 +183,37 @@ func TestBenchRefusesRemoteTargets(t *testing.T) {
 		}
 	}
 }
+
+func TestBenchInquiry(t *testing.T) {
+	data := t.TempDir()
+	s := startServe(t, data)
+	out := filepath.Join(t.TempDir(), "out")
+	cli(t, false, "bench", "seed", "--data", data, "--identities", "20", "--out", out)
+	common := []string{"bench", "inquiry", "--server", s.url, "--ca", filepath.Join(data, "ca", "root.crt"),
+		"--cert", filepath.Join(out, "api.cer"), "--key", filepath.Join(out, "api.key"),
+		"--serials", filepath.Join(out, "serials.txt"), "--requests", "200", "--workers", "4", "--warmup", "0s"}
+	for _, client := range []string{"lean", "sdk"} {
+		t.Run(client, func(t *testing.T) {
+			report := cli(t, false, append(common, "--client", client)...)
+			if req, errs := benchCounts(t, report); req != 200 || errs != 0 {
+				t.Fatalf("%d requests, %d errors, want 200 and 0:\n%s", req, errs, report)
+			}
+			// The seeded people have all shared their identity with the
+			// service: every answer is a profile.
+			if n := outcomeCount(report, "OK 0001 Subject anonymous certificate valid"); n != 200 {
+				t.Errorf("%d profiles, want 200:\n%s", n, report)
+			}
+		})
+	}
+
+	// Serials the authority never issued are answered, and counted, as such.
+	bogus := filepath.Join(t.TempDir(), "bogus.txt")
+	if err := os.WriteFile(bogus, []byte("12345\n0x99\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	report := cli(t, false, append(common, "--serials", bogus, "--requests", "10")...)
+	if req, errs := benchCounts(t, report); req != 10 || errs != 0 || strings.Contains(report, "OK 0001") {
+		t.Fatalf("unknown serials:\n%s", report)
+	}
+	cli(t, true, append(common, "--client", "fast")...)
+}
