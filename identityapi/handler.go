@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/mtlsid/mtlsid"
@@ -60,15 +61,40 @@ func simple(outcome, message string) reply {
 	return reply{http.StatusOK, wire.ObjSimpleResponse, wire.SimpleResponse{Outcome: outcome, Message: message}}
 }
 
+// Answer headers, shared: net/http only reads a header's values, and a
+// handler that sets one replaces the slice rather than writing into it.
+var (
+	jsonType = []string{"application/json"}
+	noStore  = []string{"no-store"}
+	retry5   = []string{"5"}
+)
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rep := h.serve(r.Context(), w, r)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	obj, err := json.Marshal(rep.body)
+	if err != nil {
+		// Every answer is a wire struct; one that fails to encode is a bug.
+		h.log.Error("identity api: encoding the answer", "object", rep.name, "err", err)
+		rep = simple(wire.ER0001, "internal error")
+		obj, _ = json.Marshal(rep.body)
+	}
+	// The envelope is written around the object, not built as a map and
+	// encoded again: this is every Identity-Inquiry's answer.
+	out := make([]byte, 0, len(obj)+len(rep.name)+6)
+	out = append(out, `{"`...)
+	out = append(out, rep.name...)
+	out = append(out, `":`...)
+	out = append(out, obj...)
+	out = append(out, "}\n"...)
+	hdr := w.Header()
+	hdr["Content-Type"] = jsonType
+	hdr["Cache-Control"] = noStore
+	hdr["Content-Length"] = []string{strconv.Itoa(len(out))}
 	if rep.status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
+		hdr["Retry-After"] = retry5
 	}
 	w.WriteHeader(rep.status)
-	_ = json.NewEncoder(w).Encode(map[string]any{rep.name: rep.body})
+	_, _ = w.Write(out)
 }
 
 func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Request) reply {
@@ -79,7 +105,7 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return h.callerError(err)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, wire.MaxBody))
+	body, err := readBody(w, r)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return reply{http.StatusRequestEntityTooLarge, wire.ObjSimpleResponse, wire.SimpleResponse{Outcome: wire.ER0008, Message: "request body is larger than 1 MiB"}}
@@ -98,8 +124,27 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return simple(wire.ER0008, err.Error())
 	}
 	rep := h.dispatch(ctx, caller, r.Method, name, raw)
-	h.log.Info("identity api", "service", caller.Service.ID, "caller", caller.Cert.Serial, "method", r.Method, "object", name, "outcome", outcomeOf(rep))
+	// The arguments would be built for every inquiry even when the level
+	// drops the line.
+	if h.log.Enabled(ctx, slog.LevelInfo) {
+		h.log.Info("identity api", "service", caller.Service.ID, "caller", caller.Cert.Serial, "method", r.Method, "object", name, "outcome", outcomeOf(rep))
+	}
 	return rep
+}
+
+// readBody reads the request body, at most wire.MaxBody bytes. A body of
+// declared length is read into a buffer of that size.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > wire.MaxBody {
+		return nil, &http.MaxBytesError{Limit: wire.MaxBody}
+	}
+	body := http.MaxBytesReader(w, r.Body, wire.MaxBody)
+	if n := r.ContentLength; n >= 0 {
+		buf := make([]byte, n)
+		_, err := io.ReadFull(body, buf)
+		return buf, err
+	}
+	return io.ReadAll(body)
 }
 
 func outcomeOf(rep reply) string {
