@@ -80,6 +80,13 @@ type Relation struct {
 	SitesFrequented int
 }
 
+// InquiryRecord is what Store.Inquiry reads of a certificate.
+type InquiryRecord struct {
+	Certificate     Certificate
+	Relation        Relation // of the certificate's identity, to the service asked about
+	IdentityCreated time.Time
+}
+
 // Change says who makes a change to a service's relations and whether it
 // is journaled: a change made with a development API certificate records
 // how to undo itself, and revoking that certificate undoes every such

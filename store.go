@@ -202,6 +202,11 @@ type RelationStore interface {
 	// Relation returns what the service knows of the identity (a zero
 	// Relation if nothing).
 	Relation(ctx context.Context, serviceID, identityID string) (*Relation, error)
+	// Inquiry reads, in one query, what an Identity-Inquiry needs of a
+	// serial nobody has asked about lately: the certificate, what the
+	// service knows of its identity, and when the identity was created.
+	// Unknown serial: ErrNotFound.
+	Inquiry(ctx context.Context, serviceID, serial string) (*InquiryRecord, error)
 	// RecordConsent notes that the person shared their identity with the
 	// service; the first time counts, and only it appends audit (later
 	// calls change nothing and succeed).

@@ -65,6 +65,28 @@ func (a *Authority) certificate(ctx context.Context, serial string) (*mtlsid.Cer
 	return c, nil
 }
 
+// inquiryCertificate is certificate for an Identity-Inquiry of serviceID:
+// on a miss it reads, in the same query, the identity's relation to the
+// service and its creation time, and caches them for the inquiry's next
+// steps.
+func (a *Authority) inquiryCertificate(ctx context.Context, serviceID, serial string) (*mtlsid.Certificate, error) {
+	if c, ok := a.cache.certs.Get(serial); ok {
+		return c, nil
+	}
+	gen := a.cache.gen.Load()
+	rec, err := a.store.Inquiry(ctx, serviceID, serial)
+	if err != nil {
+		return nil, err
+	}
+	c := &rec.Certificate
+	a.cache.created.Put(c.IdentityID, rec.IdentityCreated)
+	if a.cache.gen.Load() == gen {
+		a.cache.certs.Put(serial, c)
+		a.cache.relations.Put(relKey{serviceID, c.IdentityID}, &rec.Relation)
+	}
+	return c, nil
+}
+
 func (a *Authority) service(ctx context.Context, id string) (*mtlsid.Service, error) {
 	if s, ok := a.cache.services.Get(id); ok {
 		return s, nil

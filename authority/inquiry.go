@@ -141,7 +141,7 @@ func (a *Authority) inquireIntent(ctx context.Context, svc *mtlsid.Service, ref 
 
 // profile builds the profile of serial relative to a service.
 func (a *Authority) profile(ctx context.Context, serviceID, serial string) (*Profile, error) {
-	c, err := a.certificate(ctx, serial)
+	c, err := a.inquiryCertificate(ctx, serviceID, serial)
 	if mtlsid.ErrorKind(err) == mtlsid.KindNotFound {
 		return &Profile{Standing: StandingUnknown}, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -314,52 +315,114 @@ func (s *Store) WithdrawIntrusion(ctx context.Context, serviceID, ref string, c 
 }
 
 // relationQuery reads everything Relation returns, in one row.
-const relationQuery = `SELECT
-	(SELECT array_agg(role ORDER BY role) FROM role_grants WHERE service_id = $1 AND identity_id = $2),
+// relationColumns are Relation's columns (see relationScan) for the
+// service and identity the two SQL expressions give, with local_users
+// joined as lu and t the identity's trust across services (trustTotals).
+func relationColumns(service, identity string) string {
+	return strings.NewReplacer("@s", service, "@i", identity).Replace(`
+	(SELECT array_agg(role ORDER BY role) FROM role_grants WHERE service_id = @s AND identity_id = @i),
 	lu.name, lu.age_days, lu.created_at,
-	(SELECT tokens FROM trust WHERE service_id = $1 AND identity_id = $2),
-	(SELECT secret FROM secrets WHERE service_id = $1 AND identity_id = $2),
-	(SELECT count(*) FROM intrusions WHERE service_id = $1 AND identity_id = $2),
-	(SELECT created_at FROM consents WHERE service_id = $1 AND identity_id = $2),
+	(SELECT tokens FROM trust WHERE service_id = @s AND identity_id = @i),
+	(SELECT secret FROM secrets WHERE service_id = @s AND identity_id = @i),
+	(SELECT count(*) FROM intrusions WHERE service_id = @s AND identity_id = @i),
+	(SELECT created_at FROM consents WHERE service_id = @s AND identity_id = @i),
 	t.total, t.sponsors,
-	(SELECT count(*) FROM consents WHERE identity_id = $2)
+	(SELECT count(*) FROM consents WHERE identity_id = @i)`)
+}
+
+// trustTotals is the join that gives relationColumns their t.
+func trustTotals(identity string) string {
+	return `(SELECT coalesce(sum(tokens), 0) AS total,
+		array_agg(service_id ORDER BY service_id) FILTER (WHERE tokens > 0) AS sponsors
+		FROM trust WHERE identity_id = ` + identity + `) t`
+}
+
+var (
+	relationQuery = `SELECT ` + relationColumns("$1", "$2") + `
 	FROM (SELECT 1) one
 	LEFT JOIN local_users lu ON lu.service_id = $1 AND lu.identity_id = $2
-	CROSS JOIN (SELECT coalesce(sum(tokens), 0) AS total,
-		array_agg(service_id ORDER BY service_id) FILTER (WHERE tokens > 0) AS sponsors
-		FROM trust WHERE identity_id = $2) t`
+	CROSS JOIN ` + trustTotals("$2")
+	inquiryQuery = `SELECT c.*, i.created_at, ` + relationColumns("$1", "c.identity_id") + `
+	FROM (SELECT ` + certColumns + ` FROM certificates WHERE serial = $2) c
+		JOIN identities i ON i.id = c.identity_id
+	LEFT JOIN local_users lu ON lu.service_id = $1 AND lu.identity_id = c.identity_id
+	CROSS JOIN LATERAL ` + trustTotals("c.identity_id")
+)
 
 // Relation returns what the service knows of the identity, in one query:
 // a zero Relation (nil lists) if nothing.
 func (s *Store) Relation(ctx context.Context, serviceID, identityID string) (*mtlsid.Relation, error) {
-	var r mtlsid.Relation
+	var rs relationScan
 	if !storeinput.Text(serviceID, identityID) {
-		return &r, nil // nothing stored has it
+		return &rs.r, nil // nothing stored has it
 	}
-	var luName, secret *string
-	var luAge, tokens *int
-	var luCreated, shared *time.Time
-	var intrusions, total, sites int64
-	err := s.pool.QueryRow(ctx, relationQuery, serviceID, identityID).Scan(
-		&r.Roles, &luName, &luAge, &luCreated, &tokens, &secret, &intrusions, &shared,
-		&total, &r.TrustSponsors, &sites)
-	if err != nil {
+	if err := s.pool.QueryRow(ctx, relationQuery, serviceID, identityID).Scan(rs.dest()...); err != nil {
 		return nil, fail("relation", err)
 	}
-	if luName != nil {
-		r.LocalUser = &mtlsid.LocalUser{ServiceID: serviceID, IdentityID: identityID, Name: *luName,
-			AgeDays: *luAge, CreatedAt: fromOptTime(luCreated)}
-	}
-	if tokens != nil {
-		r.TrustTokens = *tokens
-	}
-	if secret != nil {
-		r.Secret = *secret
-	}
-	r.Intrusions, r.SharedAt = int(intrusions), fromOptTime(shared)
-	r.TrustTotal, r.SitesFrequented = int(total), int(sites)
+	r := rs.relation(serviceID, identityID)
 	return &r, nil
 }
+
+// relationScan receives relationColumns.
+type relationScan struct {
+	r                     mtlsid.Relation
+	name, secret          *string
+	age, tokens           *int
+	created, shared       *time.Time
+	intrusions, total, nw int64
+}
+
+func (rs *relationScan) dest() []any {
+	return []any{&rs.r.Roles, &rs.name, &rs.age, &rs.created, &rs.tokens, &rs.secret, &rs.intrusions, &rs.shared,
+		&rs.total, &rs.r.TrustSponsors, &rs.nw}
+}
+
+func (rs *relationScan) relation(serviceID, identityID string) mtlsid.Relation {
+	r := rs.r
+	if rs.name != nil {
+		r.LocalUser = &mtlsid.LocalUser{ServiceID: serviceID, IdentityID: identityID, Name: *rs.name,
+			AgeDays: *rs.age, CreatedAt: fromOptTime(rs.created)}
+	}
+	if rs.tokens != nil {
+		r.TrustTokens = *rs.tokens
+	}
+	if rs.secret != nil {
+		r.Secret = *rs.secret
+	}
+	r.Intrusions, r.SharedAt = int(rs.intrusions), fromOptTime(rs.shared)
+	r.TrustTotal, r.SitesFrequented = int(rs.total), int(rs.nw)
+	return r
+}
+
+// Inquiry reads a certificate, its identity's relation to the service and
+// the identity's creation time in one query.
+func (s *Store) Inquiry(ctx context.Context, serviceID, serial string) (*mtlsid.InquiryRecord, error) {
+	if !storeinput.Text(serviceID, serial) {
+		return nil, mtlsid.ErrNotFound // PostgreSQL would fail the query; nothing stored has it
+	}
+	var rec mtlsid.InquiryRecord
+	var rs relationScan
+	row := s.pool.QueryRow(ctx, inquiryQuery, serviceID, serial)
+	c, err := scanCertificate(andScan{row, append([]any{&rec.IdentityCreated}, rs.dest()...)})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, mtlsid.ErrNotFound
+	}
+	if err != nil {
+		return nil, fail("inquiry", err)
+	}
+	rec.Certificate, rec.Relation = c, rs.relation(serviceID, c.IdentityID)
+	rec.IdentityCreated = rec.IdentityCreated.UTC()
+	return &rec, nil
+}
+
+// andScan scans a row whose first columns a scan function knows and whose
+// others go to extra.
+type andScan struct {
+	row   pgx.Row
+	extra []any
+}
+
+func (a andScan) Scan(dest ...any) error { return a.row.Scan(append(dest, a.extra...)...) }
 
 // RecordConsent notes that the person shared their identity with the
 // service at at (the transaction's time if zero). The first time counts:

@@ -171,8 +171,7 @@ func (s *Store) Identity(ctx context.Context, id string) (*mtlsid.Identity, erro
 	var i mtlsid.Identity
 	var kind string
 	var created int64
-	err := s.read.QueryRowContext(ctx, `SELECT id, kind, name, created_at FROM identities WHERE id = ?`, id).
-		Scan(&i.ID, &kind, &i.Name, &created)
+	err := s.readStmts[selectIdentity].QueryRowContext(ctx, id).Scan(&i.ID, &kind, &i.Name, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, mtlsid.ErrNotFound
 	}

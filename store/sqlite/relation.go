@@ -306,25 +306,66 @@ func (s *Store) WithdrawIntrusion(ctx context.Context, serviceID, ref string, c 
 // Relation returns what the service knows of the identity, in one query
 // on a prepared statement: a zero Relation (nil lists) if nothing.
 func (s *Store) Relation(ctx context.Context, serviceID, identityID string) (*mtlsid.Relation, error) {
-	var r mtlsid.Relation
-	var roles, sponsors, luName sql.NullString
-	var luAge, luCreated, tokens, shared sql.NullInt64
-	var secret sql.NullString
-	err := s.readStmts[selectRelation].QueryRowContext(ctx, serviceID, identityID).Scan(
-		&roles, &luName, &luAge, &luCreated, &tokens, &secret, &r.Intrusions, &shared,
-		&r.TrustTotal, &sponsors, &r.SitesFrequented)
-	if err != nil {
+	var rs relationScan
+	if err := s.readStmts[selectRelation].QueryRowContext(ctx, serviceID, identityID).Scan(rs.dest()...); err != nil {
 		return nil, fail("relation", err)
 	}
-	r.Roles = splitList(roles)
-	if luName.Valid {
-		r.LocalUser = &mtlsid.LocalUser{ServiceID: serviceID, IdentityID: identityID, Name: luName.String,
-			AgeDays: int(luAge.Int64), CreatedAt: fromMicros(luCreated.Int64)}
-	}
-	r.TrustTokens, r.Secret, r.SharedAt = int(tokens.Int64), secret.String, fromOptMicros(shared)
-	r.TrustSponsors = splitList(sponsors)
+	r := rs.relation(serviceID, identityID)
 	return &r, nil
 }
+
+// relationScan receives relationColumns.
+type relationScan struct {
+	r                     mtlsid.Relation
+	roles, sponsors, name sql.NullString
+	age, created, tokens  sql.NullInt64
+	shared                sql.NullInt64
+	secret                sql.NullString
+}
+
+func (rs *relationScan) dest() []any {
+	return []any{&rs.roles, &rs.name, &rs.age, &rs.created, &rs.tokens, &rs.secret, &rs.r.Intrusions, &rs.shared,
+		&rs.r.TrustTotal, &rs.sponsors, &rs.r.SitesFrequented}
+}
+
+func (rs *relationScan) relation(serviceID, identityID string) mtlsid.Relation {
+	r := rs.r
+	r.Roles = splitList(rs.roles)
+	if rs.name.Valid {
+		r.LocalUser = &mtlsid.LocalUser{ServiceID: serviceID, IdentityID: identityID, Name: rs.name.String,
+			AgeDays: int(rs.age.Int64), CreatedAt: fromMicros(rs.created.Int64)}
+	}
+	r.TrustTokens, r.Secret, r.SharedAt = int(rs.tokens.Int64), rs.secret.String, fromOptMicros(rs.shared)
+	r.TrustSponsors = splitList(rs.sponsors)
+	return r
+}
+
+// Inquiry reads a certificate, its identity's relation to the service and
+// the identity's creation time in one query.
+func (s *Store) Inquiry(ctx context.Context, serviceID, serial string) (*mtlsid.InquiryRecord, error) {
+	var rec mtlsid.InquiryRecord
+	var rs relationScan
+	var created int64
+	row := s.readStmts[selectInquiry].QueryRowContext(ctx, serviceID, serial)
+	c, err := scanCertificate(andScan{row, append([]any{&created}, rs.dest()...)})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, mtlsid.ErrNotFound
+	}
+	if err != nil {
+		return nil, fail("inquiry", err)
+	}
+	rec.Certificate, rec.Relation, rec.IdentityCreated = c, rs.relation(serviceID, c.IdentityID), fromMicros(created)
+	return &rec, nil
+}
+
+// andScan scans a row whose first columns a scan function knows and whose
+// others go to extra.
+type andScan struct {
+	row   scanner
+	extra []any
+}
+
+func (a andScan) Scan(dest ...any) error { return a.row.Scan(append(dest, a.extra...)...) }
 
 // splitList splits a NUL-joined list and sorts it; NULL is nil.
 func splitList(s sql.NullString) []string {

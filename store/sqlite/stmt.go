@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // The statements that run on every issuance, token and certificate lookup
@@ -72,6 +73,8 @@ const (
 	selectToken readQuery = iota
 	selectCertificate
 	selectRelation
+	selectInquiry
+	selectIdentity
 	numReadQueries
 )
 
@@ -80,19 +83,30 @@ var readSQL = [numReadQueries]string{
 		SELECT hash, purpose, identity_id, label, created_by, created_at, expires_at, used_at, used_by
 		FROM tokens WHERE hash = ?`,
 	selectCertificate: `SELECT ` + certColumns + ` FROM certificates WHERE serial = ?`,
-	// Everything Relation returns, in one row; lists are joined with NUL,
-	// which no stored text holds.
-	selectRelation: `SELECT
-		(SELECT group_concat(role, char(0)) FROM role_grants WHERE service_id = ?1 AND identity_id = ?2),
-		lu.name, lu.age_days, lu.created_at,
-		(SELECT tokens FROM trust WHERE service_id = ?1 AND identity_id = ?2),
-		(SELECT secret FROM secrets WHERE service_id = ?1 AND identity_id = ?2),
-		(SELECT count(*) FROM intrusions WHERE service_id = ?1 AND identity_id = ?2),
-		(SELECT created_at FROM consents WHERE service_id = ?1 AND identity_id = ?2),
-		(SELECT coalesce(sum(tokens), 0) FROM trust WHERE identity_id = ?2),
-		(SELECT group_concat(service_id, char(0)) FROM trust WHERE identity_id = ?2 AND tokens > 0),
-		(SELECT count(*) FROM consents WHERE identity_id = ?2)
+	// Everything Relation returns, in one row.
+	selectRelation: `SELECT ` + relationColumns("?1", "?2") + `
 		FROM (SELECT 1) LEFT JOIN local_users lu ON lu.service_id = ?1 AND lu.identity_id = ?2`,
+	selectInquiry: `SELECT c.*, i.created_at, ` + relationColumns("?1", "c.identity_id") + `
+		FROM (SELECT ` + certColumns + ` FROM certificates WHERE serial = ?2) c
+		JOIN identities i ON i.id = c.identity_id
+		LEFT JOIN local_users lu ON lu.service_id = ?1 AND lu.identity_id = c.identity_id`,
+	selectIdentity: `SELECT id, kind, name, created_at FROM identities WHERE id = ?`,
+}
+
+// relationColumns are Relation's columns (see scanRelation) for the
+// service and identity the two SQL expressions give, with local_users
+// joined as lu. Lists are joined with NUL, which no stored text holds.
+func relationColumns(service, identity string) string {
+	return strings.NewReplacer("@s", service, "@i", identity).Replace(`
+		(SELECT group_concat(role, char(0)) FROM role_grants WHERE service_id = @s AND identity_id = @i),
+		lu.name, lu.age_days, lu.created_at,
+		(SELECT tokens FROM trust WHERE service_id = @s AND identity_id = @i),
+		(SELECT secret FROM secrets WHERE service_id = @s AND identity_id = @i),
+		(SELECT count(*) FROM intrusions WHERE service_id = @s AND identity_id = @i),
+		(SELECT created_at FROM consents WHERE service_id = @s AND identity_id = @i),
+		(SELECT coalesce(sum(tokens), 0) FROM trust WHERE identity_id = @i),
+		(SELECT group_concat(service_id, char(0)) FROM trust WHERE identity_id = @i AND tokens > 0),
+		(SELECT count(*) FROM consents WHERE identity_id = @i)`)
 }
 
 // prepare prepares the statements of both pools. On failure it closes

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,13 +32,53 @@ func intrusion(ref, serviceID, identityID, serial string, m int) mtlsid.Intrusio
 		Severity: "high", Message: "report " + ref, Detail: `{"ref":"` + ref + `"}`, CreatedAt: at(m)}
 }
 
+// mustRelation returns Relation's answer, having checked that Inquiry,
+// through the identity's certificate in the world, reads the same.
 func mustRelation(t testing.TB, s mtlsid.Store, serviceID, identityID string) mtlsid.Relation {
 	t.Helper()
 	r, err := s.Relation(t.Context(), serviceID, identityID)
 	if err != nil {
 		t.Fatalf("Relation(%s, %s): %v", serviceID, identityID, err)
 	}
+	if i := slices.Index([]string{"alice", "bob", "carol"}, identityID); i >= 0 {
+		rec, err := s.Inquiry(t.Context(), serviceID, serialOf(i))
+		if err != nil {
+			t.Fatalf("Inquiry(%s, %s): %v", serviceID, serialOf(i), err)
+		}
+		diff(t, "Inquiry's relation of "+serviceID+" and "+identityID, rec.Relation, *r)
+	}
 	return *r
+}
+
+// testInquiry: Inquiry reads the certificate and the identity's creation
+// as Certificate and Identity do (the relation is checked with every
+// mustRelation).
+func testInquiry(t *testing.T, open func(t *testing.T) mtlsid.Store) {
+	s := newWorld(t, open)
+	ctx := t.Context()
+	must(t, "GrantRole", s.GrantRole(ctx, grant(appID, "bob", "viewer", 10), prod(10, mtlsid.AuditRoleGranted, "bob")))
+	for _, serial := range []string{bobSerial, prodSerial} {
+		rec, err := s.Inquiry(ctx, appID, serial)
+		must(t, "Inquiry("+serial+")", err)
+		c, err := s.Certificate(ctx, serial)
+		must(t, "Certificate", err)
+		diff(t, "Inquiry's certificate "+serial, rec.Certificate, *c)
+		id, err := s.Identity(ctx, c.IdentityID)
+		must(t, "Identity", err)
+		if !rec.IdentityCreated.Equal(id.CreatedAt) {
+			t.Errorf("Inquiry(%s): identity created %v; want %v", serial, rec.IdentityCreated, id.CreatedAt)
+		}
+	}
+	if rec, err := s.Inquiry(ctx, appID, bobSerial); err != nil || !slices.Equal(rec.Relation.Roles, []string{"viewer"}) {
+		t.Errorf("Inquiry(app, bob): roles %v, %v; want [viewer]", rec.Relation.Roles, err)
+	}
+	rec, err := s.Inquiry(ctx, "nope.acme", bobSerial)
+	must(t, "Inquiry for a service that does not exist", err)
+	diff(t, "relation to a service that does not exist", rec.Relation, mtlsid.Relation{})
+	for _, serial := range []string{"999999", "", "\xff", "1\x00"} {
+		_, err := s.Inquiry(ctx, appID, serial)
+		wantErr(t, fmt.Sprintf("Inquiry(%q)", serial), err, mtlsid.ErrNotFound)
+	}
 }
 
 func testRelation(t *testing.T, open func(t *testing.T) mtlsid.Store) {
@@ -165,6 +206,7 @@ func testRelation(t *testing.T, open func(t *testing.T) mtlsid.Store) {
 	t.Run("local users", func(t *testing.T) { testLocalUsers(t, open) })
 	t.Run("trust", func(t *testing.T) { testTrust(t, open) })
 	t.Run("binding with trust", func(t *testing.T) { testBindWithTrust(t, open) })
+	t.Run("inquiry", func(t *testing.T) { testInquiry(t, open) })
 	t.Run("secret", func(t *testing.T) {
 		s := newWorld(t, open)
 		ctx := t.Context()
