@@ -40,7 +40,7 @@ func TestRecentCallsBounded(t *testing.T) {
 		t.Fatalf("%d identities kept, order %d; want 2", len(r.calls), len(r.order))
 	}
 	for _, ring := range r.calls {
-		if cap(ring.buf) != 3 {
+		if cap(ring.buf) > 3 {
 			t.Fatalf("a ring grew to %d", cap(ring.buf))
 		}
 	}

@@ -42,6 +42,38 @@ func TestExpiryAndBounds(t *testing.T) {
 	}
 }
 
+// TestSweep: expired entries do not stay in memory until the bound pushes
+// them out.
+func TestSweep(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := New[int, int](time.Second, 1_000_000, func() time.Time { return now })
+	for i := range 100_000 {
+		c.Put(i, i)
+	}
+	size := func() int {
+		n := 0
+		for i := range c.shards {
+			n += len(c.shards[i].m)
+		}
+		return n
+	}
+	if n := size(); n != 100_000 {
+		t.Fatalf("%d entries before any expired; want 100000", n)
+	}
+	now = now.Add(time.Second)
+	for i := range 100_000 {
+		c.Put(-1-i, i) // other keys, as a load asking about new serials
+	}
+	if n := size(); n > 110_000 {
+		t.Fatalf("%d entries after the first 100,000 expired and 100,000 new came: the expired stayed", n)
+	}
+	for i := range 100_000 {
+		if _, ok := c.Get(-1 - i); !ok {
+			t.Fatalf("a live entry (%d) was swept", -1-i)
+		}
+	}
+}
+
 func TestConcurrent(t *testing.T) {
 	c := New[int, int](time.Minute, 1000, nil)
 	var wg sync.WaitGroup
