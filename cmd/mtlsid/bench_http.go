@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -36,8 +37,12 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	warmup := fs.Duration("warmup", 0, "uncounted warm-up")
 	remote := fs.Bool("allow-remote", false, "allow a target that is not on loopback")
 	h2 := fs.Bool("http2", false, "use HTTP/2 (several requests share a connection) instead of HTTP/1.1")
+	clientKind := fs.String("client", "lean", "for https keep-alive: lean (prepared requests on pooled connections, answers read in the worker) or transport (net/http's Transport, as --new-conn, --http2 and http:// always use)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *clientKind != "lean" && *clientKind != "transport" {
+		return &usageError{"--client is lean or transport"}
 	}
 	if *duration <= 0 || *duration > 10*time.Minute || *workers < 1 || *workers > 4096 || *requests < 0 || *requests > 10_000_000 {
 		return &usageError{"--duration must be in (0, 10m], --workers in 1..4096 and --requests in 0..10,000,000"}
@@ -82,53 +87,23 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		conf.Certificates = []tls.Certificate{cert}
 	}
-	tr := &http.Transport{
-		TLSClientConfig:     conf,
-		MaxIdleConns:        *workers,
-		MaxIdleConnsPerHost: *workers,
-		MaxConnsPerHost:     *workers,
-		DisableKeepAlives:   *newConn,
-		ForceAttemptHTTP2:   *h2,
+	cfg := loadgen.Config{Workers: *workers, Rate: *rate, Duration: *duration, Requests: *requests, Warmup: *warmup}
+	lean := *clientKind == "lean" && u.Scheme == "https" && !*newConn && !*h2
+	var res *loadgen.Result
+	if lean {
+		res, err = leanGets(ctx, u, *connect, conf, cfg)
+	} else {
+		res, err = transportGets(ctx, u, *connect, conf, cfg, *newConn, *h2)
 	}
-	if *connect != "" {
-		dialer := &net.Dialer{Timeout: 10 * time.Second}
-		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, *connect)
-		}
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{
-		Transport: tr, Timeout: 10 * time.Second,
-		// A redirect is an answer to measure, not one to follow.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	res, err := loadgen.Run(ctx, loadgen.Config{Workers: *workers, Rate: *rate, Duration: *duration, Requests: *requests, Warmup: *warmup},
-		func(ctx context.Context, _ int) (string, error) {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, *target, nil)
-			if err != nil {
-				return "", err
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				return "", err
-			}
-			// Read the whole body, so the connection can be reused.
-			_, err = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				return "", err
-			}
-			if resp.StatusCode >= 500 {
-				return "", fmt.Errorf("HTTP %s", resp.Status)
-			}
-			return "HTTP " + resp.Status, nil
-		})
 	if err != nil {
 		return err
 	}
 	mode := "keep-alive"
 	if *newConn {
 		mode = "new connection per request"
+	}
+	if lean {
+		mode += ", lean client"
 	}
 	cert := "no client certificate"
 	if *certFile != "" {
@@ -137,4 +112,77 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "GET %s, %d workers, rate %s, %s, %s\n", *target, *workers, rateName(*rate), mode, cert)
 	res.Report(stdout)
 	return nil
+}
+
+// leanGets is bench http's keep-alive load with loadgen's lean HTTP/1.1
+// client. 5xx answers are errors.
+func leanGets(ctx context.Context, u *url.URL, connect string, conf *tls.Config, cfg loadgen.Config) (*loadgen.Result, error) {
+	addr := connect
+	if addr == "" {
+		addr = u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		}
+	}
+	conf.ServerName = u.Hostname()
+	conf.NextProtos = []string{"http/1.1"}
+	req := fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.RequestURI(), u.Host)
+	client := loadgen.NewHTTP1(addr, conf, cfg.Workers, 10*time.Second)
+	defer client.Close()
+	return loadgen.Run(ctx, cfg, func(ctx context.Context, _ int) (string, error) {
+		status, _, err := client.Do(ctx, req)
+		if err != nil {
+			return "", err
+		}
+		label := fmt.Sprintf("HTTP %d %s", status, http.StatusText(status))
+		if status >= 500 {
+			return "", errors.New(label)
+		}
+		return label, nil
+	})
+}
+
+// transportGets is bench http's load through net/http's Transport.
+func transportGets(ctx context.Context, u *url.URL, connect string, conf *tls.Config, cfg loadgen.Config, newConn, h2 bool) (*loadgen.Result, error) {
+	target := u.String()
+	tr := &http.Transport{
+		TLSClientConfig:     conf,
+		MaxIdleConns:        cfg.Workers,
+		MaxIdleConnsPerHost: cfg.Workers,
+		MaxConnsPerHost:     cfg.Workers,
+		DisableKeepAlives:   newConn,
+		ForceAttemptHTTP2:   h2,
+	}
+	if connect != "" {
+		dialer := &net.Dialer{Timeout: 10 * time.Second}
+		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, connect)
+		}
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{
+		Transport: tr, Timeout: 10 * time.Second,
+		// A redirect is an answer to measure, not one to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return loadgen.Run(ctx, cfg, func(ctx context.Context, _ int) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		// Read the whole body, so the connection can be reused.
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return "", err
+		}
+		if resp.StatusCode >= 500 {
+			return "", fmt.Errorf("HTTP %s", resp.Status)
+		}
+		return "HTTP " + resp.Status, nil
+	})
 }

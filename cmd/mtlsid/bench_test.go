@@ -133,7 +133,7 @@ func TestBenchHTTP(t *testing.T) {
 	}
 	base := []string{"bench", "http", "--ca", caFile, "--cert", clientCert, "--key", clientKey, "--workers", "3"}
 
-	for _, mode := range [][]string{nil, {"--new-conn"}} {
+	for _, mode := range [][]string{nil, {"--client", "transport"}, {"--new-conn"}} {
 		out := cli(t, false, append(append(base, mode...), "--url", ts.URL+"/", "--requests", "30")...)
 		if req, errs := benchCounts(t, out); req != 30 || errs != 0 || outcomeCount(out, "HTTP 200 OK") != 30 {
 			t.Fatalf("%v: want 30 answers of 200:\n%s", mode, out)
@@ -141,13 +141,16 @@ func TestBenchHTTP(t *testing.T) {
 	}
 
 	// 5xx answers are errors.
-	out := cli(t, false, append(base, "--url", ts.URL+"/broken", "--requests", "5")...)
-	if req, errs := benchCounts(t, out); req != 5 || errs != 5 || !strings.Contains(out, "503") {
-		t.Fatalf("5xx: want 5 errors naming 503:\n%s", out)
+	for _, client := range []string{"lean", "transport"} {
+		out := cli(t, false, append(base, "--url", ts.URL+"/broken", "--requests", "5", "--client", client)...)
+		if req, errs := benchCounts(t, out); req != 5 || errs != 5 || !strings.Contains(out, "503") {
+			t.Fatalf("5xx, %s client: want 5 errors naming 503:\n%s", client, out)
+		}
 	}
+	cli(t, true, append(base, "--url", ts.URL+"/", "--client", "fast")...)
 
 	// Without the client certificate the handshake fails: counted errors.
-	out = cli(t, false, "bench", "http", "--ca", caFile, "--url", ts.URL+"/", "--requests", "4", "--workers", "2")
+	out := cli(t, false, "bench", "http", "--ca", caFile, "--url", ts.URL+"/", "--requests", "4", "--workers", "2")
 	if req, errs := benchCounts(t, out); req != 4 || errs != 4 || !strings.Contains(out, "first error:") {
 		t.Fatalf("no client certificate: want 4 errors:\n%s", out)
 	}
