@@ -9,6 +9,8 @@
 # same client certificate; the load generator is `mtlsid bench http`.
 # Measured: keep-alive rate, new-handshake rate, and p50 at a fixed rate.
 # Usage: bench/gateway.sh [DURATION]   (default 10s per measurement)
+# CLIENT=transport runs the keep-alive loads through net/http's Transport
+# instead of the load tool's lean client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-10s}
@@ -85,7 +87,7 @@ pids+=($!)
 for p in $U $N $D $G; do
   until (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do sleep 0.1; done
 done
-cli=(--ca "$work/shop.crt" --cert "$work/out/person.cer" --key "$work/out/person.key" --duration "$dur")
+cli=(--ca "$work/shop.crt" --cert "$work/out/person.cer" --key "$work/out/person.key" --duration "$dur" --client "${CLIENT:-lean}")
 # One request each first: every server must answer 200 (the gateway
 # because person-0 holds the role member).
 for p in $N $D $G; do
