@@ -88,6 +88,7 @@ for d in nginx up; do
   "$nginx" -t -q -p "$work/$d" -c "$work/$d/nginx.conf" -e "$work/$d/error.log"
   "$nginx" -p "$work/$d" -c "$work/$d/nginx.conf" -e "$work/$d/error.log" &
   pids+=($!)
+  [ $d = nginx ] && ngpid=$! || uppid=$!
 done
 cat >"$work/gateway.yaml" <<YAML
 authority: {url: "https://127.0.0.1:$A", ca: $data/ca/root.crt}
@@ -104,6 +105,7 @@ YAML
 until curl -skf "https://127.0.0.1:$A/healthz" >/dev/null 2>&1; do sleep 0.1; done
 "$m" gateway --config "$work/gateway.yaml" --log-level warn ${PROFILE:+--debug-listen 127.0.0.1:6061} >/dev/null 2>"$work/gateway.log" &
 pids+=($!)
+gwpid=$!
 for p in $U $N $D $G; do
   until (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do sleep 0.1; done
 done
@@ -140,9 +142,31 @@ run "upstream, plain HTTP" lat-up.txt --url "http://127.0.0.1:$U/" --duration "$
 run "nginx answering, TLS" lat-direct.txt --url https://shop.localhost/ --connect "127.0.0.1:$D" "${cli[@]}" --rate 1000 --workers 16
 run "nginx (proxy)" lat-nginx.txt --url https://shop.localhost/ --connect "127.0.0.1:$N" "${cli[@]}" --rate 1000 --workers 16
 run "mtlsid gateway" lat-gw.txt --url https://shop.localhost/ --connect "127.0.0.1:$G" "${cli[@]}" --rate 1000 --workers 16
+echo "== CPU per request at 5,000/s, keep-alive (user+system time of the processes)"
+ticks() { # the CPU clock ticks used so far by the given processes and their children
+  local t=0 p
+  for p in "$@" $(for q in "$@"; do pgrep -P "$q"; done); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo $t
+}
+hz=$(getconf CLK_TCK)
+cpu() { # name port proxy-pid...
+  local name=$1 port=$2; shift 2
+  local p0 u0 p1 u1
+  p0=$(ticks "$@") u0=$(ticks "$uppid")
+  "$m" bench http --url https://shop.localhost/ --connect "127.0.0.1:$port" "${cli[@]}" --rate 5000 --workers 32 --warmup 0s >"$work/cpu.txt"
+  p1=$(ticks "$@") u1=$(ticks "$uppid")
+  local n; n=$(awk '/^requests/ {print $2}' "$work/cpu.txt")
+  awk -v n="$n" -v p=$((p1 - p0)) -v u=$((u1 - u0)) -v hz="$hz" -v name="$name" \
+    'BEGIN {printf "%-28s %d requests: proxy %.1f us/request, upstream %.1f us/request\n", name, n, p*1e6/hz/n, u*1e6/hz/n}' | tee -a "$work/cpu-all.txt"
+}
+cpu "nginx (proxy)" "$N" "$ngpid"
+cpu "mtlsid gateway" "$G" "$gwpid"
 
 echo
 echo "== ratios (gateway / nginx)"
 awk -v a="$(rate_of "$work/ka-gw.txt")" -v b="$(rate_of "$work/ka-nginx.txt")" 'BEGIN {printf "keep-alive rate     %.2f  (target >= 0.90)\n", a/b}'
 awk -v a="$(rate_of "$work/nc-gw.txt")" -v b="$(rate_of "$work/nc-nginx.txt")" 'BEGIN {printf "new handshakes/s    %.2f  (target >= 0.80)\n", a/b}'
+awk '/^nginx/ {n=$6} /^mtlsid/ {g=$6} END {printf "proxy CPU/request   %.2f  (gateway / nginx)\n", g/n}' "$work/cpu-all.txt"
 echo "p50 at 1,000/s: upstream direct $(p50_of "$work/lat-up.txt"), TLS direct $(p50_of "$work/lat-direct.txt"), nginx proxy $(p50_of "$work/lat-nginx.txt"), gateway $(p50_of "$work/lat-gw.txt")"
