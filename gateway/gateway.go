@@ -290,7 +290,13 @@ func (p *perimeter) rule(path string) *rule {
 
 func (p *perimeter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.strip.strip(r.Header) // before anything reads or adds one
-	p.rule(r.URL.Path).h.ServeHTTP(w, r)
+	path, ok := rulePath(r.URL)
+	if !ok {
+		render(w, r, pageData{Page: sdk.Page{Status: http.StatusBadRequest, Title: "Path not accepted",
+			Message: "The address holds dot segments (/./ or /../), backslashes or encoded slashes, which this gateway does not forward: use the address without them."}})
+		return
+	}
+	p.rule(path).h.ServeHTTP(w, r)
 }
 
 // matches reports whether the perimeter serves name.

@@ -273,6 +273,33 @@ func TestGateway(t *testing.T) {
 		}
 	})
 
+	t.Run("paths read two ways", func(t *testing.T) {
+		// bob lacks administrator: no spelling of /admin may pass him by
+		// the anonymous rule of /public, whatever the upstream makes of it.
+		for _, tc := range []struct {
+			path   string
+			status int
+		}{
+			{"/public/../admin", 400},
+			{"/public/./admin", 400},
+			{"/public/%2e%2e/admin", 400},
+			{"/public%2F..%2Fadmin", 400},
+			{"/public/..%2fadmin", 400},
+			{"/public%5C..%5Cadmin", 400},
+			{"//admin", 403},
+			{"/public//admin", 200},
+		} {
+			before := f.up.hits.Load()
+			a := do(t, f.client(bob, f.addr, "shop.example.com"), shop+tc.path, nil)
+			if a.status != tc.status {
+				t.Errorf("%s: %d, want %d\n%s", tc.path, a.status, tc.status, a.body)
+			}
+			if tc.status != 200 && f.up.hits.Load() != before {
+				t.Errorf("%s reached the upstream", tc.path)
+			}
+		}
+	})
+
 	t.Run("forward mode", func(t *testing.T) {
 		a := do(t, f.client(bob, f.addr, "shop.example.com"), shop+"/fwd", nil)
 		if a.upstream == nil || a.upstream.Header.Get("X-Mtls-Id") != hexSerial(bob) || a.upstream.Header.Get("Client-Cert") == "" {
