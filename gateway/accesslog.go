@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -77,6 +78,7 @@ func (g *Gateway) siteHandler(key string) http.Handler {
 		start := time.Now()
 		ri := &reqInfo{}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
+		withTLS(r) // a connection the fast path handed over
 		sw := &statusWriter{ResponseWriter: w}
 		if s := g.cur.Load().sites[key]; s != nil {
 			s.ServeHTTP(sw, r)
@@ -84,11 +86,11 @@ func (g *Gateway) siteHandler(key string) http.Handler {
 			render(sw, r, pageData{Page: sdk.Page{Status: http.StatusMisdirectedRequest, Title: "Wrong address",
 				Message: "This gateway no longer serves this address."}})
 		}
-		g.logRequest(r, ri, sw, time.Since(start))
+		g.logSlow(r, ri, sw, time.Since(start))
 	})
 }
 
-func (g *Gateway) logRequest(r *http.Request, ri *reqInfo, sw *statusWriter, took time.Duration) {
+func (g *Gateway) logSlow(r *http.Request, ri *reqInfo, sw *statusWriter, took time.Duration) {
 	status := sw.code
 	if status == 0 {
 		status = http.StatusOK
@@ -110,20 +112,22 @@ func (g *Gateway) logRequest(r *http.Request, ri *reqInfo, sw *statusWriter, too
 	if perimeter == "" {
 		perimeter = "-"
 	}
-	g.metrics.requests.WithLabelValues(perimeter, decision).Inc()
-	if !g.log.Enabled(r.Context(), slog.LevelInfo) {
-		return
-	}
+	g.logRequest(r.Context(), perimeter, r.Method, r.URL.Path, status, sw.bytes, took, r.RemoteAddr, decision, r.TLS, ri.profile)
+}
+
+// accessAttrs are an access log line's attributes.
+func accessAttrs(perimeter, method, path string, status int, n int64, took time.Duration,
+	client, decision string, cs *tls.ConnectionState, p *sdk.Profile) []slog.Attr {
 	attrs := []slog.Attr{
-		slog.String("perimeter", perimeter), slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Int("status", status), slog.Int64("bytes", sw.bytes), slog.Duration("duration", took),
-		slog.String("client", r.RemoteAddr), slog.String("decision", decision),
+		slog.String("perimeter", perimeter), slog.String("method", method), slog.String("path", path),
+		slog.Int("status", status), slog.Int64("bytes", n), slog.Duration("duration", took),
+		slog.String("client", client), slog.String("decision", decision),
 	}
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		attrs = append(attrs, slog.String("serial", "0x"+r.TLS.PeerCertificates[0].SerialNumber.Text(16)))
+	if cs != nil && len(cs.PeerCertificates) > 0 {
+		attrs = append(attrs, slog.String("serial", "0x"+cs.PeerCertificates[0].SerialNumber.Text(16)))
 	}
-	if p := ri.profile; p != nil {
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+	if p != nil {
+		if cs == nil || len(cs.PeerCertificates) == 0 {
 			if n, ok := new(big.Int).SetString(p.Serial, 10); ok {
 				attrs = append(attrs, slog.String("serial", "0x"+n.Text(16)))
 			}
@@ -136,7 +140,7 @@ func (g *Gateway) logRequest(r *http.Request, ri *reqInfo, sw *statusWriter, too
 		}
 		attrs = append(attrs, slog.String("roles", strings.Join(p.Roles, ",")))
 	}
-	g.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	return attrs
 }
 
 // statusWriter records the status and the bytes of the body written.

@@ -72,6 +72,7 @@ type rule struct {
 	cfg    Rule
 	exempt []netip.Prefix
 	h      http.Handler
+	fast   bool // enforce mode, no exempt addresses: the fast path may take it (fast.go)
 }
 
 // New validates cfg and prepares the perimeters. mw identifies clients
@@ -213,7 +214,7 @@ func (g *Gateway) newPerimeter(pc Perimeter, mw *sdk.Middleware, agent *sdk.Cert
 		default:
 			enforced := pending(DecisionAllowed, mw.Wrap(requireRoles(rc.Roles, proxy)))
 			if len(r.exempt) == 0 {
-				r.h = enforced
+				r.h, r.fast = enforced, true
 			} else {
 				exempt := pending(DecisionExempt, ident)
 				r.h = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -254,6 +255,13 @@ func requireRoles(roles Roles, next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := sdk.FromContext(r.Context())
+		if ri := infoOf(r); ri != nil {
+			ri.profile = p
+		}
+		if rolesOK(roles, p) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		var missing []string
 		for _, role := range roles.AllOf {
 			if !p.HasRole(role) {
@@ -261,13 +269,6 @@ func requireRoles(roles Roles, next http.Handler) http.Handler {
 			}
 		}
 		anyOK := len(roles.AnyOf) == 0 || slices.ContainsFunc(roles.AnyOf, p.HasRole)
-		if ri := infoOf(r); ri != nil {
-			ri.profile = p
-		}
-		if len(missing) == 0 && anyOK && p != nil {
-			next.ServeHTTP(w, r)
-			return
-		}
 		d := pageData{Page: sdk.Page{Status: http.StatusForbidden, Title: "Not allowed",
 			Message: "You are identified, but your roles in this service do not include what this page needs. Ask the service's administrator."},
 			Missing: missing}
@@ -276,6 +277,20 @@ func requireRoles(roles Roles, next http.Handler) http.Handler {
 		}
 		render(w, r, d)
 	})
+}
+
+// rolesOK reports whether p (nil: nobody) holds every role of
+// roles.AllOf and one of roles.AnyOf.
+func rolesOK(roles Roles, p *sdk.Profile) bool {
+	if p == nil {
+		return false
+	}
+	for _, role := range roles.AllOf {
+		if !p.HasRole(role) {
+			return false
+		}
+	}
+	return len(roles.AnyOf) == 0 || slices.ContainsFunc(roles.AnyOf, p.HasRole)
 }
 
 // rule returns the rule of the longest prefix of path ("/" always matches).
@@ -364,10 +379,17 @@ func (gr *group) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // listener is one bound address and the server on it. Its handler and
 // TLS configuration read the current state for its key at every request
 // and handshake.
+//
+// A perimeters' listener is served by the fast path (fast.go), which
+// hands connections to srv through queue; the admin listener by srv
+// alone.
 type listener struct {
-	key string
-	ln  net.Listener
-	srv *http.Server
+	key   string
+	ln    net.Listener
+	srv   *http.Server
+	queue *connQueue // nil: srv serves ln itself
+	fast  fastConns
+	bufs  httputil.BufferPool
 }
 
 func (g *Gateway) newListener(key, addr string) (*listener, error) {
@@ -376,7 +398,7 @@ func (g *Gateway) newListener(key, addr string) (*listener, error) {
 		return nil, fmt.Errorf("gateway: listen %s: %w", addr, err)
 	}
 	ln = connlimit.Listener(ln, connlimit.Default)
-	l := &listener{key: key, ln: ln}
+	l := &listener{key: key, ln: ln, bufs: newBufferPool()}
 	l.srv = &http.Server{
 		Handler: g.siteHandler(key),
 		TLSConfig: &tls.Config{
@@ -389,11 +411,15 @@ func (g *Gateway) newListener(key, addr string) (*listener, error) {
 				return nil, fmt.Errorf("gateway: %s is closing", addr)
 			},
 		},
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second, // idle keep-alive connections are not held forever
-		MaxHeaderBytes:    64 << 10,          // as serve; the default (1 MiB) would pass 1 MiB headers upstream
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout, // idle keep-alive connections are not held forever
+		MaxHeaderBytes:    64 << 10,    // as serve; the default (1 MiB) would pass 1 MiB headers upstream
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 		ConnState:         g.metrics.connState(key),
+		ConnContext:       connContext,
+	}
+	if key != adminKey {
+		l.queue = newConnQueue(ln.Addr())
 	}
 	return l, nil
 }
@@ -401,14 +427,40 @@ func (g *Gateway) newListener(key, addr string) (*listener, error) {
 // start serves l in the background; a failure other than a shutdown
 // ends Serve.
 func (g *Gateway) start(l *listener) {
-	g.servers.Go(func() {
-		if err := l.srv.ServeTLS(l.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	fail := func(err error) {
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			select {
 			case g.fatal <- fmt.Errorf("gateway: serve %s: %w", l.ln.Addr(), err):
 			default:
 			}
 		}
-	})
+	}
+	if l.queue == nil {
+		g.servers.Go(func() { fail(l.srv.ServeTLS(l.ln, "", "")) })
+		return
+	}
+	// Serve, not ServeTLS: the connections handed over are TLS already
+	// (HTTP/2 ones as *tls.Conn, which Serve recognizes).
+	g.servers.Go(func() { fail(l.srv.Serve(l.queue)) })
+	g.servers.Go(func() { fail(g.acceptFast(l)) })
+}
+
+// shutdown stops l: no new connections, then the open ones closed as
+// their requests end, until ctx ends.
+func (l *listener) shutdown(ctx context.Context) error {
+	if l.queue == nil {
+		err := l.srv.Shutdown(ctx)
+		l.ln.Close() // never served: Shutdown does not know it
+		return err
+	}
+	l.ln.Close()
+	var fastErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { fastErr = l.fast.shutdown(ctx) })
+	err := l.srv.Shutdown(ctx)
+	wg.Wait()
+	l.queue.Close() // never served: Shutdown does not know it
+	return errors.Join(err, fastErr)
 }
 
 // Listen binds every perimeter's address (and the admin listener's).
@@ -558,10 +610,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	errs := make([]error, len(ls)+1)
 	wg.Go(func() { errs[len(ls)] = g.streams.shutdown(ctx) }) // TCP and pass-through drain meanwhile
 	for i, l := range ls {
-		wg.Go(func() {
-			errs[i] = l.srv.Shutdown(ctx)
-			l.ln.Close() // never served: Shutdown does not know it
-		})
+		wg.Go(func() { errs[i] = l.shutdown(ctx) })
 	}
 	wg.Wait()
 	drained := make(chan struct{})

@@ -56,34 +56,58 @@ func (s stripSet) strip(h http.Header) {
 }
 
 // setIdentity adds the forwarded identity of p (nil: anonymous) to h.
-// The certificate headers are added only when the certificate TLS
-// verified is the one that identified p; their values come from certs.
 func (names *Headers) setIdentity(h http.Header, p *sdk.Profile, chain []*x509.Certificate, certs *certValues) {
+	names.eachIdentity(p, chain, certs, h.Set)
+}
+
+// appendIdentity appends the forwarded identity of p as header lines
+// (the fast path's setIdentity). Carriage returns and line feeds in values
+// become spaces, as http.Header.Write makes them.
+func (names *Headers) appendIdentity(b []byte, p *sdk.Profile, chain []*x509.Certificate, certs *certValues) []byte {
+	names.eachIdentity(p, chain, certs, func(name, v string) {
+		b = append(b, name...)
+		b = append(b, ": "...)
+		for i := 0; i < len(v); i++ {
+			c := v[i]
+			if c == '\r' || c == '\n' {
+				c = ' '
+			}
+			b = append(b, c)
+		}
+		b = append(b, "\r\n"...)
+	})
+	return b
+}
+
+// eachIdentity calls set with each forwarded identity header of p (nil:
+// none). The certificate headers are given only when the certificate TLS
+// verified is the one that identified p; their values come from certs.
+func (names *Headers) eachIdentity(p *sdk.Profile, chain []*x509.Certificate, certs *certValues, set func(name, v string)) {
 	if p == nil {
 		return
 	}
-	set := func(name, v string) {
+	put := func(name, v string) {
 		if name != "-" && v != "" {
-			h.Set(name, v)
+			set(name, v)
 		}
 	}
 	serial, ok := new(big.Int).SetString(p.Serial, 10)
 	if !ok {
 		return
 	}
-	set(names.ID, "0x"+serial.Text(16))
-	set(names.Roles, strings.Join(p.Roles, ","))
-	set(names.LocalID, p.LocalUser)
+	put(names.ID, "0x"+serial.Text(16))
+	put(names.Roles, strings.Join(p.Roles, ","))
+	put(names.LocalID, p.LocalUser)
 	if p.Identity != nil {
-		set(names.OrgID, p.Identity.OrganizationalReference)
+		put(names.OrgID, p.Identity.OrganizationalReference)
 	}
 	if len(chain) == 0 || chain[0].SerialNumber.Cmp(serial) != 0 {
 		return
 	}
 	v := certs.get(chain)
-	set(names.Agent, v.agent)
-	set(names.ClientCert, v.cert)
-	set(names.ClientCertChain, v.chain)
+	put(names.Agent, v.agent)
+	put(names.ClientCert, v.cert)
+	put(names.ClientCertChain, v.chain)
 }
 
 // certValues remembers the certificate headers' values per client

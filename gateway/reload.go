@@ -243,8 +243,7 @@ func (g *Gateway) reload(cfg Config, mw *sdk.Middleware, agent *sdk.CertSource) 
 		g.draining.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			_ = l.srv.Shutdown(ctx)
-			l.ln.Close()
+			_ = l.shutdown(ctx)
 		})
 	}
 	if old.mw != st.mw {

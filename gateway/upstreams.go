@@ -42,6 +42,7 @@ type backend struct {
 	url       *url.URL
 	rt        http.RoundTripper
 	inline    *inlineTransport // plain-HTTP upstreams: the fast path beside rt
+	bare      bool             // the URL has no path or query: requests go with their own target
 	downUntil atomic.Int64     // UnixNano; 0: up
 }
 
@@ -55,7 +56,7 @@ func (g *Gateway) newPool(pc Perimeter, agent *sdk.CertSource) (*pool, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: perimeter %s: upstream %q: %v", ErrConfig, pc.Name, raw, err)
 		}
-		b := &backend{raw: raw, url: u}
+		b := &backend{raw: raw, url: u, bare: (u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.RawPath == ""}
 		if u.Scheme == "https" {
 			if secure == nil {
 				if secure, err = upstreamTransport(pc, agent); err != nil {

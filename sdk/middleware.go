@@ -381,6 +381,12 @@ func (m *Middleware) unavailable(w http.ResponseWriter, r *http.Request, next ht
 
 func (m *Middleware) page(w http.ResponseWriter, r *http.Request, p Page) { m.cfg.page(w, r, p) }
 
+// TrustsProxies reports whether the middleware reads forwarded identity
+// headers from some peers (WithTrustedProxies, WithTrustedProxyCerts):
+// code that identifies requests by their TLS connection alone, as
+// IdentifyTLS does, must not then stand in for Wrap.
+func (m *Middleware) TrustsProxies() bool { return len(m.cfg.proxies) > 0 || len(m.cfg.proxyCerts) > 0 }
+
 // fromTrustedProxy reports whether r comes from a configured proxy.
 func (m *Middleware) fromTrustedProxy(r *http.Request) bool {
 	if len(m.cfg.proxies) > 0 {
