@@ -273,6 +273,7 @@ func (c *fastConn) serve(head []byte) outcome {
 		return broken
 	}
 	b.inline.release(uc, noStop, !resp.Close)
+	c.g.metrics.fastRequests.Inc()
 	c.g.logRequest(c.ctx, p.cfg.Name, hi.method, path, resp.StatusCode, n, time.Since(start), c.raw.RemoteAddr().String(), DecisionAllowed, &c.cs, prof)
 	if hi.close {
 		return servedClose

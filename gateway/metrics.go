@@ -22,6 +22,7 @@ type Metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	connections    *prometheus.GaugeVec
 	reloads        *prometheus.CounterVec
+	fastRequests   prometheus.Counter
 	gw             atomic.Pointer[Gateway]
 }
 
@@ -46,10 +47,13 @@ func NewMetrics() *Metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtlsid_gateway_reloads_total", Help: "Configuration reloads, by result (ok, failed).",
 		}, []string{"result"}),
+		fastRequests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mtlsid_gateway_fast_path_requests_total", Help: "HTTP/1.1 requests proxied on the fast path, without net/http (counted among the allowed ones too).",
+		}),
 	}
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("failed")
-	m.reg.MustRegister(m.requests, m.inquiries, m.upstreamErrors, m.connections, m.reloads, stateCollector{m},
+	m.reg.MustRegister(m.requests, m.inquiries, m.upstreamErrors, m.connections, m.reloads, m.fastRequests, stateCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
