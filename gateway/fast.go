@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -80,6 +81,7 @@ type fastConn struct {
 	chain    []*x509.Certificate // the verified chain
 	br       *bufio.Reader
 	ctx      context.Context
+	remote   string // the client's address
 	clientIP string
 	idle     atomic.Bool // waiting for a request: shutdown may close it
 
@@ -125,7 +127,8 @@ func (g *Gateway) serveConn(l *listener, raw net.Conn) {
 	if len(c.cs.VerifiedChains) > 0 {
 		c.chain = c.cs.VerifiedChains[0]
 	}
-	if host, _, err := net.SplitHostPort(raw.RemoteAddr().String()); err == nil {
+	c.remote = raw.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(c.remote); err == nil {
 		c.clientIP = host
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -266,15 +269,18 @@ func (c *fastConn) serve(head []byte) outcome {
 	}
 	c.br.Discard(len(head))
 	n, err := c.respond(resp, hi)
-	resp.Body.Close()
 	if err != nil {
+		// Closed first: closing the body would otherwise read it to its
+		// end, which for a stream may never come.
 		uc.c.Close()
+		resp.Body.Close()
 		c.g.log.Debug("answer not relayed", "perimeter", p.cfg.Name, "upstream", b.raw, "err", err)
 		return broken
 	}
+	resp.Body.Close()
 	b.inline.release(uc, noStop, !resp.Close)
 	c.g.metrics.fastRequests.Inc()
-	c.g.logRequest(c.ctx, p.cfg.Name, hi.method, path, resp.StatusCode, n, time.Since(start), c.raw.RemoteAddr().String(), DecisionAllowed, &c.cs, prof)
+	c.g.logRequest(c.ctx, p.cfg.Name, hi.method, path, resp.StatusCode, n, time.Since(start), c.remote, DecisionAllowed, &c.cs, prof)
 	if hi.close {
 		return servedClose
 	}
@@ -383,7 +389,7 @@ func (c *fastConn) respond(resp *http.Response, hi headInfo) (int64, error) {
 		n := resp.ContentLength
 		if n <= fastInlineBody {
 			l := len(w)
-			w = append(w, make([]byte, n)...)
+			w = slices.Grow(w, int(n))[:l+int(n)]
 			if _, err := io.ReadFull(resp.Body, w[l:]); err != nil {
 				return 0, err
 			}

@@ -19,7 +19,7 @@ import (
 // request headers (JSON, with a length), chunked with a trailer, a large
 // body, no content, a body delimited by the connection's end, and
 // hop-by-hop headers that must not reach the client.
-func fastUpstream(t *testing.T) *httptest.Server {
+func fastUpstream(t *testing.T, streamEnded chan struct{}) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Upstream", "yes")
@@ -52,6 +52,21 @@ func fastUpstream(t *testing.T) *httptest.Server {
 		w.Header().Set("Keep-Alive", "timeout=5")
 		w.Header().Set("X-Kept", "yes")
 	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		// Writes until the gateway closes the connection.
+		defer close(streamEnded)
+		for {
+			if _, err := io.WriteString(w, "tick\n"); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	})
 	ts := httptest.NewUnstartedServer(mux)
 	ts.Config.IdleTimeout = 20 * time.Millisecond // kept-alive connections go stale between requests
 	ts.Start()
@@ -68,7 +83,8 @@ func TestFastPath(t *testing.T) {
 	alice := e.enroll("alice-laptop")
 	e.grant(alice, "administrator")
 	e.consent(alice)
-	up := fastUpstream(t)
+	streamEnded := make(chan struct{})
+	up := fastUpstream(t, streamEnded)
 	certFile, keyFile, roots := serverCert(t, e.dir, "shop.example.com")
 	metrics := gateway.NewMetrics()
 	mw := newMW(t, e)
@@ -245,6 +261,24 @@ func TestFastPath(t *testing.T) {
 			if n := fast() - before; n != 0 {
 				t.Errorf("%s went on the fast path", tc.name)
 			}
+		}
+	})
+
+	t.Run("client leaves a stream", func(t *testing.T) {
+		c, br := dial(t)
+		io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(resp.Body).ReadString('\n'); line != "tick\n" {
+			t.Fatalf("%q %v", line, err)
+		}
+		c.Close()
+		select {
+		case <-streamEnded:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the upstream's stream still runs 10 s after its client left")
 		}
 	})
 
