@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -72,4 +75,53 @@ func TestParseHead(t *testing.T) {
 			t.Errorf("%s: taken", name)
 		}
 	}
+}
+
+// FuzzParseHead: a head the fast path takes is one net/http reads the
+// same way (method, Host, path, no body), and the head it writes for the
+// upstream is well formed and carries no stripped or hop-by-hop header.
+func FuzzParseHead(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: shop.example.com\r\n\r\n",
+		"HEAD /a/b?c=d%20e HTTP/1.1\r\nHost: x:8443\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: x\r\nX-mTLS-ID: 0x1\r\nX_Mtls_Roles: root\r\nClient-Cert: :AA==:\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET /x HTTP/1.1\r\nhost: x\r\nX-A: b\r\n c\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: [::1]:443\r\nCookie: a=b; c=d\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	strip := newStripSet(Headers{}, []string{"X-Shop-User"})
+	hop := map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true,
+		"Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Proxy-Authorization": true,
+		"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true}
+	f.Fuzz(func(t *testing.T, head []byte) {
+		hi, out, ok := parseHead(head, strip, nil)
+		if !ok {
+			return
+		}
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+		if err != nil {
+			t.Fatalf("taken, but net/http refuses it: %v\n%q", err, head)
+		}
+		if req.Method != hi.method || req.Host != string(hi.host) || req.URL.Path != string(hi.path) ||
+			req.ContentLength != 0 || len(req.TransferEncoding) != 0 || req.Close != hi.close || len(req.Header["Host"]) > 1 {
+			t.Fatalf("read otherwise by net/http: %s %q %q close %v, length %d\n%q", req.Method, req.Host, req.URL.Path, req.Close, req.ContentLength, head)
+		}
+		up, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(append(out, "\r\n"...))))
+		if err != nil {
+			t.Fatalf("upstream head unreadable: %v\n%q", err, out)
+		}
+		if up.Host != req.Host || up.URL.RequestURI() != req.URL.RequestURI() || up.ContentLength != 0 {
+			t.Fatalf("upstream reads %q %q, client sent %q %q", up.Host, up.URL.RequestURI(), req.Host, req.URL.RequestURI())
+		}
+		for k := range up.Header {
+			if strip[foldName(k)] || hop[k] {
+				t.Fatalf("upstream gets %s\n%q", k, out)
+			}
+		}
+		if bytes.Count(out, []byte("\n")) != bytes.Count(out, []byte("\r\n")) || bytes.ContainsRune(out, '\r') && bytes.Count(out, []byte("\r")) != bytes.Count(out, []byte("\r\n")) {
+			t.Fatalf("bare CR or LF in %q", out)
+		}
+	})
 }
