@@ -341,10 +341,7 @@ func (c *fastConn) respond(resp *http.Response, hi headInfo) (int64, error) {
 			continue
 		}
 		for _, v := range vs {
-			w = append(w, k...)
-			w = append(w, ": "...)
-			w = append(w, v...)
-			w = append(w, "\r\n"...)
+			w = appendField(w, k, v)
 		}
 	}
 	if _, ok := resp.Header["Date"]; !ok {
@@ -433,10 +430,7 @@ func (c *fastConn) respond(resp *http.Response, hi headInfo) (int64, error) {
 	w = append(w, "0\r\n"...)
 	for k, vs := range resp.Trailer {
 		for _, v := range vs {
-			w = append(w, k...)
-			w = append(w, ": "...)
-			w = append(w, v...)
-			w = append(w, "\r\n"...)
+			w = appendField(w, k, v)
 		}
 	}
 	w = append(w, "\r\n"...)

@@ -125,3 +125,16 @@ func FuzzParseHead(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendField(t *testing.T) {
+	for v, want := range map[string]string{
+		"plain":               "X-A: plain\r\n",
+		"a\r\nX-Mtls-Id: 0x1": "X-A: a  X-Mtls-Id: 0x1\r\n",
+		"a\nb\rc":             "X-A: a b c\r\n",
+		"":                    "X-A: \r\n",
+	} {
+		if got := string(appendField(nil, "X-A", v)); got != want {
+			t.Errorf("appendField(%q) = %q, want %q", v, got, want)
+		}
+	}
+}

@@ -64,9 +64,17 @@ func (names *Headers) setIdentity(h http.Header, p *sdk.Profile, chain []*x509.C
 // (the fast path's setIdentity). Carriage returns and line feeds in values
 // become spaces, as http.Header.Write makes them.
 func (names *Headers) appendIdentity(b []byte, p *sdk.Profile, chain []*x509.Certificate, certs *certValues) []byte {
-	names.eachIdentity(p, chain, certs, func(name, v string) {
-		b = append(b, name...)
-		b = append(b, ": "...)
+	names.eachIdentity(p, chain, certs, func(name, v string) { b = appendField(b, name, v) })
+	return b
+}
+
+// appendField appends the header line "name: v". Carriage returns and
+// line feeds in v become spaces (as http.Header.Write makes them): no
+// value, whoever chose it, ends the line early.
+func appendField(b []byte, name, v string) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	if strings.ContainsAny(v, "\r\n") {
 		for i := 0; i < len(v); i++ {
 			c := v[i]
 			if c == '\r' || c == '\n' {
@@ -74,9 +82,10 @@ func (names *Headers) appendIdentity(b []byte, p *sdk.Profile, chain []*x509.Cer
 			}
 			b = append(b, c)
 		}
-		b = append(b, "\r\n"...)
-	})
-	return b
+	} else {
+		b = append(b, v...)
+	}
+	return append(b, "\r\n"...)
 }
 
 // eachIdentity calls set with each forwarded identity header of p (nil:
