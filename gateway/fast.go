@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -268,7 +269,7 @@ func (c *fastConn) serve(head []byte) outcome {
 		return slow
 	}
 	c.br.Discard(len(head))
-	n, err := c.respond(resp, hi)
+	n, err := c.respond(resp, hi, uc)
 	if err != nil {
 		// Closed first: closing the body would otherwise read it to its
 		// end, which for a stream may never come.
@@ -324,7 +325,7 @@ var hopHeaders = map[string]bool{
 // hop-by-hop ones), and its body with a Content-Length when the upstream
 // gave one, else chunked with the upstream's trailers. It returns the
 // body's bytes written.
-func (c *fastConn) respond(resp *http.Response, hi headInfo) (int64, error) {
+func (c *fastConn) respond(resp *http.Response, hi headInfo, uc *upConn) (int64, error) {
 	code := resp.StatusCode
 	w := append(c.wbuf[:0], "HTTP/1.1 "...)
 	w = strconv.AppendInt(w, int64(code), 10)
@@ -396,6 +397,7 @@ func (c *fastConn) respond(resp *http.Response, hi headInfo) (int64, error) {
 		if _, err := c.tc.Write(w); err != nil {
 			return 0, err
 		}
+		defer c.watch(uc)()
 		buf := c.l.bufs.Get()
 		defer c.l.bufs.Put(buf)
 		k, err := io.CopyBuffer(writerOnly{c.tc}, io.LimitReader(resp.Body, n), buf)
@@ -404,6 +406,7 @@ func (c *fastConn) respond(resp *http.Response, hi headInfo) (int64, error) {
 		}
 		return k, err
 	}
+	defer c.watch(uc)()
 	buf := c.l.bufs.Get()
 	defer c.l.bufs.Put(buf)
 	var total int64
@@ -436,6 +439,27 @@ func (c *fastConn) respond(resp *http.Response, hi headInfo) (int64, error) {
 	w = append(w, "\r\n"...)
 	_, err := c.tc.Write(w)
 	return total, err
+}
+
+// watch closes uc if the client goes away while an answer streams to
+// it, which ends the wait for the upstream's next bytes (as net/http's
+// background read ends a request's context). The returned func stops the
+// watch; it must be called before uc is reused.
+func (c *fastConn) watch(uc *upConn) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Bytes from the client (a pipelined request) end the watch too;
+		// they stay buffered for the loop.
+		if _, err := c.br.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			uc.c.Close()
+		}
+	}()
+	return func() {
+		c.tc.SetReadDeadline(time.Unix(1, 0)) // a timeout leaves the TLS connection usable
+		<-done
+		c.tc.SetReadDeadline(time.Time{})
+	}
 }
 
 // writerOnly hides the TLS connection's ReadFrom, if any, from io.CopyBuffer.

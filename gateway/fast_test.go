@@ -19,7 +19,7 @@ import (
 // request headers (JSON, with a length), chunked with a trailer, a large
 // body, no content, a body delimited by the connection's end, and
 // hop-by-hop headers that must not reach the client.
-func fastUpstream(t *testing.T, streamEnded chan struct{}) *httptest.Server {
+func fastUpstream(t *testing.T, streamEnded, silentEnded chan struct{}) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Upstream", "yes")
@@ -67,6 +67,13 @@ func fastUpstream(t *testing.T, streamEnded chan struct{}) *httptest.Server {
 			}
 		}
 	})
+	mux.HandleFunc("/silent", func(w http.ResponseWriter, r *http.Request) {
+		// One line, then nothing until the gateway closes the connection.
+		io.WriteString(w, "hello\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		close(silentEnded)
+	})
 	ts := httptest.NewUnstartedServer(mux)
 	ts.Config.IdleTimeout = 20 * time.Millisecond // kept-alive connections go stale between requests
 	ts.Start()
@@ -83,8 +90,8 @@ func TestFastPath(t *testing.T) {
 	alice := e.enroll("alice-laptop")
 	e.grant(alice, "administrator")
 	e.consent(alice)
-	streamEnded := make(chan struct{})
-	up := fastUpstream(t, streamEnded)
+	streamEnded, silentEnded := make(chan struct{}), make(chan struct{})
+	up := fastUpstream(t, streamEnded, silentEnded)
 	certFile, keyFile, roots := serverCert(t, e.dir, "shop.example.com")
 	metrics := gateway.NewMetrics()
 	mw := newMW(t, e)
@@ -279,6 +286,24 @@ func TestFastPath(t *testing.T) {
 		case <-streamEnded:
 		case <-time.After(10 * time.Second):
 			t.Fatal("the upstream's stream still runs 10 s after its client left")
+		}
+	})
+
+	t.Run("client leaves a silent stream", func(t *testing.T) {
+		c, br := dial(t)
+		io.WriteString(c, "GET /silent HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(resp.Body).ReadString('\n'); line != "hello\n" {
+			t.Fatalf("%q %v", line, err)
+		}
+		c.Close()
+		select {
+		case <-silentEnded:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the upstream connection of a silent stream still open 10 s after its client left")
 		}
 	})
 
