@@ -11,6 +11,9 @@
 # Usage: bench/gateway.sh [DURATION]   (default 10s per measurement)
 # CLIENT=transport runs the keep-alive loads through net/http's Transport
 # instead of the load tool's lean client.
+# SOAK=10m holds a keep-alive load (RATE, default 10000/s) and a new
+# connection per request (50/s) on the gateway for that long instead, and
+# samples the gateway's memory, goroutines and open files every 30 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-10s}
@@ -103,7 +106,7 @@ perimeters:
     paths: [{path: /, roles: {all_of: [member]}}]
 YAML
 until curl -skf "https://127.0.0.1:$A/healthz" >/dev/null 2>&1; do sleep 0.1; done
-"$m" gateway --config "$work/gateway.yaml" --log-level warn ${PROFILE:+--debug-listen 127.0.0.1:6061} >/dev/null 2>"$work/gateway.log" &
+"$m" gateway --config "$work/gateway.yaml" --log-level warn ${PROFILE:+--debug-listen 127.0.0.1:6061} ${SOAK:+--debug-listen 127.0.0.1:6061} >/dev/null 2>"$work/gateway.log" &
 pids+=($!)
 gwpid=$!
 for p in $U $N $D $G; do
@@ -129,6 +132,25 @@ if [ -n "${PROFILE:-}" ]; then # PROFILE=FILE: a CPU profile of the gateway unde
   curl -s -o "$PROFILE" "http://127.0.0.1:6061/debug/pprof/profile?seconds=8" & prof=$!
   "$m" bench http --url https://shop.localhost/ --connect "127.0.0.1:$G" "${cli[@]}" --workers 64 --duration 10s | grep '^requests'
   wait $prof; echo "profile: $PROFILE (go tool pprof -top $work/mtlsid $PROFILE)"; cp "$m" "$PROFILE.bin"
+  exit 0
+fi
+if [ -n "${SOAK:-}" ]; then # SOAK=DURATION: the gateway under a steady load, sampled
+  sample() {
+    printf '%-8s rss %6d KiB  goroutines %5s  open files %4d\n' "$1" "$(awk '/^VmRSS/ {print $2}' "/proc/$gwpid/status")" \
+      "$(curl -s "http://127.0.0.1:6061/debug/pprof/goroutine?debug=1" | awk 'NR == 1 {print $4}')" "$(ls "/proc/$gwpid/fd" | wc -l)"
+  }
+  sample start
+  soakcli=(--ca "$work/shop.crt" --cert "$work/out/person.cer" --key "$work/out/person.key" --duration "$SOAK" --warmup 0s)
+  "$m" bench http --url https://shop.localhost/ --connect "127.0.0.1:$G" "${soakcli[@]}" --rate "${RATE:-10000}" --workers 64 >"$work/soak-ka.txt" & ka=$!
+  "$m" bench http --url https://shop.localhost/ --connect "127.0.0.1:$G" "${soakcli[@]}" --rate 50 --workers 4 --new-conn >"$work/soak-nc.txt" & nc=$!
+  t=0
+  while kill -0 $ka 2>/dev/null; do
+    sleep 30; t=$((t + 30)); kill -0 $ka 2>/dev/null && sample "${t}s"
+  done
+  wait $ka $nc
+  sleep 2; sample after
+  grep '^requests' "$work/soak-ka.txt" "$work/soak-nc.txt" | sed "s|$work/||"
+  grep -q "errors 0" "$work/soak-ka.txt" && grep -q "errors 0" "$work/soak-nc.txt" || { echo "errors in the soak:"; cat "$work"/soak-*.txt; exit 1; }
   exit 0
 fi
 echo "== keep-alive, 64 workers, as fast as possible"
