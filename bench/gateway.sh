@@ -34,22 +34,29 @@ data="$work/data"
 pids+=($!)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/shop.key" -out "$work/shop.crt" \
   -days 30 -subj /CN=shop.localhost -addext subjectAltName=DNS:shop.localhost 2>/dev/null
-mkdir -p "$work/nginx"
 # Clients send their leaf only: nginx needs the issuing CA beside the root.
 cat "$data/ca/root.crt" "$data/ca/issuer.crt" >"$work/clientca.pem"
 user=""; [ "$(id -u)" = 0 ] && user="user root;"
-cat >"$work/nginx/nginx.conf" <<CONF
+# nginx_conf DIR: an nginx configuration in $work/DIR, its http block's
+# servers read from standard input.
+nginx_conf() {
+  mkdir -p "$work/$1"
+  { cat <<CONF
 $user
 worker_processes 2;
 daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
+pid $work/$1/nginx.pid;
+error_log $work/$1/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy; fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
+  client_body_temp_path $work/$1/body; proxy_temp_path $work/$1/proxy; fastcgi_temp_path $work/$1/fastcgi;
+  uwsgi_temp_path $work/$1/uwsgi; scgi_temp_path $work/$1/scgi;
   keepalive_requests 100000;
+CONF
+    cat; echo "}"; } >"$work/$1/nginx.conf"
+}
+nginx_conf nginx <<CONF
   upstream app { server 127.0.0.1:$U; keepalive 64; }
   server {
     listen 127.0.0.1:$N ssl; server_name shop.localhost;
@@ -66,26 +73,12 @@ http {
     ssl_client_certificate $work/clientca.pem; ssl_protocols TLSv1.2 TLSv1.3; ssl_verify_client on; ssl_verify_depth 3;
     location / { return 200 "hello\n"; }
   }
-}
 CONF
 # The upstream application is its own nginx, a separate process: inside
 # the proxying nginx it would be answered in the same worker without a
 # context switch, a shortcut no separate proxy (the gateway) can take.
-mkdir -p "$work/up"
-cat >"$work/up/nginx.conf" <<CONF
-$user
-worker_processes 2;
-daemon off;
-pid $work/up/nginx.pid;
-error_log $work/up/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/up/body; proxy_temp_path $work/up/proxy; fastcgi_temp_path $work/up/fastcgi;
-  uwsgi_temp_path $work/up/uwsgi; scgi_temp_path $work/up/scgi;
-  keepalive_requests 100000;
+nginx_conf up <<CONF
   server { listen 127.0.0.1:$U; location / { return 200 "hello\n"; } }
-}
 CONF
 for d in nginx up; do
   "$nginx" -t -q -p "$work/$d" -c "$work/$d/nginx.conf" -e "$work/$d/error.log"

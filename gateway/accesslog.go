@@ -115,9 +115,14 @@ func (g *Gateway) logSlow(r *http.Request, ri *reqInfo, sw *statusWriter, took t
 	g.logRequest(r.Context(), perimeter, r.Method, r.URL.Path, status, sw.bytes, took, r.RemoteAddr, decision, r.TLS, ri.profile)
 }
 
-// accessAttrs are an access log line's attributes.
-func accessAttrs(perimeter, method, path string, status int, n int64, took time.Duration,
-	client, decision string, cs *tls.ConnectionState, p *sdk.Profile) []slog.Attr {
+// logRequest counts a request by perimeter and decision, and writes its
+// access log line when the log is at info.
+func (g *Gateway) logRequest(ctx context.Context, perimeter, method, path string, status int, n int64, took time.Duration,
+	client, decision string, cs *tls.ConnectionState, p *sdk.Profile) {
+	g.metrics.requests.WithLabelValues(perimeter, decision).Inc()
+	if !g.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("perimeter", perimeter), slog.String("method", method), slog.String("path", path),
 		slog.Int("status", status), slog.Int64("bytes", n), slog.Duration("duration", took),
@@ -140,7 +145,7 @@ func accessAttrs(perimeter, method, path string, status int, n int64, took time.
 		}
 		attrs = append(attrs, slog.String("roles", strings.Join(p.Roles, ",")))
 	}
-	return attrs
+	g.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }
 
 // statusWriter records the status and the bytes of the body written.

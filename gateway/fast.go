@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -103,7 +102,9 @@ func (g *Gateway) serveConn(l *listener, raw net.Conn) {
 		return
 	}
 	defer l.fast.remove(c)
+	// Counted while here; net/http counts a connection handed to it itself.
 	l.srv.ConnState(raw, http.StateNew)
+	defer l.srv.ConnState(raw, http.StateClosed)
 	handed := false
 	defer func() {
 		if !handed {
@@ -114,14 +115,12 @@ func (g *Gateway) serveConn(l *listener, raw net.Conn) {
 	c.tc = tc
 	tc.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.Handshake(); err != nil {
-		l.srv.ConnState(raw, http.StateClosed)
 		g.log.Debug("TLS handshake failed", "client", raw.RemoteAddr().String(), "err", err)
 		return
 	}
 	tc.SetDeadline(time.Time{})
 	c.cs = tc.ConnectionState()
 	if c.cs.NegotiatedProtocol == "h2" {
-		l.srv.ConnState(raw, http.StateClosed) // the server counts it from here
 		handed = l.handoff(tc, nil, &c.cs)
 		return
 	}
@@ -136,9 +135,7 @@ func (g *Gateway) serveConn(l *listener, raw net.Conn) {
 	defer cancel()
 	c.ctx = ctx
 	c.br = bufio.NewReaderSize(tc, fastHeadMax)
-	handoff := c.loop()
-	l.srv.ConnState(raw, http.StateClosed)
-	if handoff {
+	if c.loop() {
 		handed = l.handoff(tc, c.br, &c.cs)
 	}
 }
@@ -251,22 +248,12 @@ func (c *fastConn) serve(head []byte) outcome {
 	out = append(out, "\r\n"...)
 	c.out = out
 
-	uc, reused, err := b.inline.conn(c.ctx)
+	resp, uc, err := b.inline.send(c.ctx, func(uc *upConn) (*http.Response, error) { return c.exchange(uc, hi.method) })
 	if err != nil {
-		p.up.failed(b, err) // marked down; net/http tries another, or answers the failure
-		return slow
-	}
-	resp, err := c.exchange(uc, hi.method)
-	if err != nil && reused && stale(err) {
-		// The upstream closed the kept-alive connection as the request
-		// went out on it: once more on a new one (GET and HEAD repeat).
-		if uc, err = b.inline.dial(c.ctx); err != nil {
-			return slow
+		if dialFailed(err) {
+			p.up.failed(b, err) // marked down; net/http tries another, or answers the failure
 		}
-		resp, err = c.exchange(uc, hi.method)
-	}
-	if err != nil {
-		return slow
+		return slow // net/http sends it once more (GET and HEAD repeat), and answers a failure
 	}
 	c.br.Discard(len(head))
 	n, err := c.respond(resp, hi, uc)
@@ -297,20 +284,11 @@ func (c *fastConn) exchange(uc *upConn, method string) (*http.Response, error) {
 		return nil, err
 	}
 	c.resReq.Method = method
-	for {
-		resp, err := http.ReadResponse(uc.br, &c.resReq)
-		switch {
-		case err != nil:
-			uc.c.Close()
-			return nil, err
-		case resp.StatusCode == http.StatusSwitchingProtocols:
-			uc.c.Close()
-			return nil, errUnaskedUpgrade
-		case resp.StatusCode >= 200:
-			return resp, nil
-		}
-		// 1xx interim answers are not passed on (as the inline transport).
+	resp, err := readAnswer(uc.br, &c.resReq)
+	if err != nil {
+		uc.c.Close()
 	}
+	return resp, err
 }
 
 // hopHeaders are not relayed (RFC 9110 §7.6.1; as httputil.ReverseProxy),
@@ -468,29 +446,13 @@ type writerOnly struct{ io.Writer }
 // connectionListed reports whether the Connection header values name k.
 func connectionListed(values []string, k string) bool {
 	for _, v := range values {
-		for len(v) > 0 {
-			var tok string
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				tok, v = v[:i], v[i+1:]
-			} else {
-				tok, v = v, ""
-			}
-			if http.CanonicalHeaderKey(trimOWS(tok)) == k {
+		for tok := range strings.SplitSeq(v, ",") {
+			if http.CanonicalHeaderKey(strings.TrimSpace(tok)) == k {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // hostname is host without its port.
@@ -505,15 +467,4 @@ func hostname(host []byte) string {
 		return string(host[:i])
 	}
 	return string(host)
-}
-
-// logRequest counts a request by perimeter and decision, and writes its
-// access log line when the log is at info.
-func (g *Gateway) logRequest(ctx context.Context, perimeter, method, path string, status int, n int64, took time.Duration,
-	client, decision string, cs *tls.ConnectionState, p *sdk.Profile) {
-	g.metrics.requests.WithLabelValues(perimeter, decision).Inc()
-	if !g.log.Enabled(ctx, slog.LevelInfo) {
-		return
-	}
-	g.log.LogAttrs(ctx, slog.LevelInfo, "request", accessAttrs(perimeter, method, path, status, n, took, client, decision, cs, p)...)
 }

@@ -271,41 +271,31 @@ func TestFastPath(t *testing.T) {
 		}
 	})
 
-	t.Run("client leaves a stream", func(t *testing.T) {
-		c, br := dial(t)
-		io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if line, err := bufio.NewReader(resp.Body).ReadString('\n'); line != "tick\n" {
-			t.Fatalf("%q %v", line, err)
-		}
-		c.Close()
-		select {
-		case <-streamEnded:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the upstream's stream still runs 10 s after its client left")
-		}
-	})
-
-	t.Run("client leaves a silent stream", func(t *testing.T) {
-		c, br := dial(t)
-		io.WriteString(c, "GET /silent HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if line, err := bufio.NewReader(resp.Body).ReadString('\n'); line != "hello\n" {
-			t.Fatalf("%q %v", line, err)
-		}
-		c.Close()
-		select {
-		case <-silentEnded:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the upstream connection of a silent stream still open 10 s after its client left")
-		}
-	})
+	for _, tc := range []struct {
+		name, path, first string
+		ended             chan struct{}
+	}{
+		{"client leaves a stream", "/stream", "tick\n", streamEnded},
+		{"client leaves a silent stream", "/silent", "hello\n", silentEnded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, br := dial(t)
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: shop.example.com\r\n\r\n", tc.path)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if line, err := bufio.NewReader(resp.Body).ReadString('\n'); line != tc.first {
+				t.Fatalf("%q %v", line, err)
+			}
+			c.Close()
+			select {
+			case <-tc.ended:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the upstream's answer to %s still runs 10 s after its client left", tc.path)
+			}
+		})
+	}
 
 	t.Run("a person without the role", func(t *testing.T) {
 		bob := e.enroll("bob-phone")

@@ -92,18 +92,14 @@ func withTLS(r *http.Request) {
 }
 
 // handoff gives tc, with what br holds of it, to l's http.Server. It
-// reports false when the server has shut down (tc is then closed).
+// reports false when the server has shut down: tc is still the caller's.
 func (l *listener) handoff(tc *tls.Conn, br *bufio.Reader, cs *tls.ConnectionState) bool {
 	var c net.Conn = tc
 	if br != nil && br.Buffered() > 0 {
 		b, _ := br.Peek(br.Buffered())
 		c = &replayConn{Conn: tc, r: io.MultiReader(bytes.NewReader(bytes.Clone(b)), tc), state: cs}
 	}
-	if !l.queue.push(c) {
-		tc.Close()
-		return false
-	}
-	return true
+	return l.queue.push(c)
 }
 
 // fastConns are the connections the fast path holds.

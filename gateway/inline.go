@@ -61,21 +61,43 @@ func (t *inlineTransport) takes(req *http.Request) bool {
 var errUnaskedUpgrade = errors.New("upstream switched protocols unasked")
 
 func (t *inlineTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	uc, reused, err := t.conn(req.Context())
-	if err != nil {
-		return nil, err
-	}
-	resp, err := t.exchange(req, uc)
-	if err != nil && reused && req.Context().Err() == nil && stale(err) {
-		// The upstream closed the kept-alive connection as this request
-		// went out on it; the request is repeatable, so it goes once more on
-		// a new connection.
-		if uc, err = t.dial(req.Context()); err != nil {
-			return nil, err
-		}
-		resp, err = t.exchange(req, uc)
-	}
+	resp, _, err := t.send(req.Context(), func(uc *upConn) (*http.Response, error) { return t.exchange(req, uc) })
 	return resp, err
+}
+
+// send runs exchange on a pooled connection, and once more on a new one
+// when the pooled one proves stale: the upstream closed the kept-alive
+// connection as the request went out on it (callers send only requests
+// that repeat safely). It returns the connection the answer came on.
+func (t *inlineTransport) send(ctx context.Context, exchange func(*upConn) (*http.Response, error)) (*http.Response, *upConn, error) {
+	uc, reused, err := t.conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := exchange(uc)
+	if err != nil && reused && ctx.Err() == nil && stale(err) {
+		if uc, err = t.dial(ctx); err != nil {
+			return nil, nil, err
+		}
+		resp, err = exchange(uc)
+	}
+	return resp, uc, err
+}
+
+// readAnswer reads the final answer to req: 1xx interim answers (103
+// Early Hints) are not passed on; a 101 nobody asked for is an error.
+func readAnswer(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	for {
+		resp, err := http.ReadResponse(br, req)
+		switch {
+		case err != nil:
+			return nil, err
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errUnaskedUpgrade
+		case resp.StatusCode >= 200:
+			return resp, nil
+		}
+	}
 }
 
 // exchange writes req on uc and reads the answer's head; its body, read by
@@ -95,18 +117,9 @@ func (t *inlineTransport) exchange(req *http.Request, uc *upConn) (*http.Respons
 	if err := uc.bw.Flush(); err != nil {
 		return fail(err)
 	}
-	var resp *http.Response
-	for resp == nil {
-		r, err := http.ReadResponse(uc.br, req)
-		switch {
-		case err != nil:
-			return fail(err)
-		case r.StatusCode == http.StatusSwitchingProtocols:
-			return fail(errUnaskedUpgrade)
-		case r.StatusCode >= 200:
-			resp = r
-		}
-		// 1xx interim answers (103 Early Hints) are not passed on.
+	resp, err := readAnswer(uc.br, req)
+	if err != nil {
+		return fail(err)
 	}
 	reuse := !resp.Close && !req.Close
 	if resp.Body == http.NoBody {

@@ -289,12 +289,6 @@ func benchInquiry(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // each serial's request is prepared once, and an answer is counted by its
 // status and the outcome it carries.
 func leanInquiries(ctx context.Context, u *url.URL, tlsConfig *tls.Config, cfg loadgen.Config, serials []string) (*loadgen.Result, error) {
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "443")
-	}
-	tlsConfig.ServerName = u.Hostname()
-	tlsConfig.NextProtos = []string{"http/1.1"}
 	path := strings.TrimRight(u.Path, "/") + wire.Path
 	reqs := make([][]byte, len(serials))
 	for i, s := range serials {
@@ -304,7 +298,7 @@ func leanInquiries(ctx context.Context, u *url.URL, tlsConfig *tls.Config, cfg l
 		}
 		reqs[i] = fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, u.Host, len(body), body)
 	}
-	client := loadgen.NewHTTP1(host, tlsConfig, cfg.Workers, 10*time.Second)
+	client := newLeanClient(u, "", tlsConfig, cfg.Workers)
 	defer client.Close()
 	return loadgen.Run(ctx, cfg, func(ctx context.Context, i int) (string, error) {
 		status, body, err := client.Do(ctx, reqs[i%len(reqs)])

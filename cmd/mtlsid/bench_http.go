@@ -117,17 +117,8 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // leanGets is bench http's keep-alive load with loadgen's lean HTTP/1.1
 // client. 5xx answers are errors.
 func leanGets(ctx context.Context, u *url.URL, connect string, conf *tls.Config, cfg loadgen.Config) (*loadgen.Result, error) {
-	addr := connect
-	if addr == "" {
-		addr = u.Host
-		if u.Port() == "" {
-			addr = net.JoinHostPort(u.Hostname(), "443")
-		}
-	}
-	conf.ServerName = u.Hostname()
-	conf.NextProtos = []string{"http/1.1"}
 	req := fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.RequestURI(), u.Host)
-	client := loadgen.NewHTTP1(addr, conf, cfg.Workers, 10*time.Second)
+	client := newLeanClient(u, connect, conf, cfg.Workers)
 	defer client.Close()
 	return loadgen.Run(ctx, cfg, func(ctx context.Context, _ int) (string, error) {
 		status, _, err := client.Do(ctx, req)
@@ -140,6 +131,21 @@ func leanGets(ctx context.Context, u *url.URL, connect string, conf *tls.Config,
 		}
 		return label, nil
 	})
+}
+
+// newLeanClient is loadgen's HTTP/1.1 client for the https URL u, dialing
+// connect when set (the URL's name stays the SNI).
+func newLeanClient(u *url.URL, connect string, conf *tls.Config, workers int) *loadgen.HTTP1 {
+	addr := connect
+	if addr == "" {
+		addr = u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		}
+	}
+	conf.ServerName = u.Hostname()
+	conf.NextProtos = []string{"http/1.1"}
+	return loadgen.NewHTTP1(addr, conf, workers, 10*time.Second)
 }
 
 // transportGets is bench http's load through net/http's Transport.
